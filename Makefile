@@ -1,0 +1,46 @@
+# Daily verbs: `make run` (scan this machine with the built-in inventory), `make test`, `make bench`, `make lint`.
+# Both run and test set everything up on a fresh Debian machine: Debian packages (as root), a virtualenv, pinned pips.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EA := $(VENV)/bin/evidence-agent
+STAMP := $(VENV)/.installed
+BUNDLES ?= bundles
+RUN_ARGS ?=
+
+.PHONY: run test bench lint fmt setup system-deps-run system-deps-test clean
+
+$(STAMP): requirements.txt requirements-test.txt setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . \
+	  || $(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	@$(PY) -c "import importlib.metadata as m; v=m.version('sslyze'); assert v.startswith('6.3'), 'sslyze resolved to '+v; print('sslyze', v, 'cryptography', m.version('cryptography'), 'paramiko', m.version('paramiko'))"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+system-deps-run:
+	@sh scripts/system-deps.sh run
+
+system-deps-test:
+	@sh scripts/system-deps.sh test
+
+## Scan this machine (local transport + loopback network) and write a signed bundle under ./bundles/
+run: system-deps-run $(STAMP)
+	@mkdir -p $(BUNDLES)
+	$(EA) scan --out $(BUNDLES)/$$(date -u +%Y%m%dT%H%M%SZ) $(RUN_ARGS)
+
+## Run the test suite (starts its own sshd, TLS/HTTP servers and namespace lab)
+test: system-deps-test $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: system-deps-test $(STAMP)
+	$(PY) benchmarks/net_bench.py
+	$(PY) benchmarks/fleet.py
+
+lint: $(STAMP)
+	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks 2>/dev/null || $(PY) -m compileall -q agent probes policies collectors output
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

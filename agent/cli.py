@@ -1,0 +1,195 @@
+"""``evidence-agent``: collect signed security evidence for the financial-sector open-API self-check guide.
+
+Exit codes (stable, for scripts):
+  0  done (scan: the run completed, whatever the verdicts; verify: bundle valid)
+  1  invalid input: inventory, policy, waiver or profile invalid, a target outside scope;
+     verify: the bundle is NOT valid (tampered, missing file, bad signature)
+  2  scan: no host could be collected
+  3  verify: valid but stale (older than --max-age-days)
+  4  output problem: the output directory is not empty, the key cannot be read or written
+  5  another run holds the lock (run)
+  130 interrupted
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from collectors import signing
+from agent.yamlsrc import ConfigError
+
+from . import __version__
+
+EXIT_OK, EXIT_INVALID, EXIT_NO_HOST, EXIT_STALE, EXIT_OUTPUT, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+DEFAULT_KEY = os.environ.get("EVIDENCE_AGENT_KEY") or os.path.join(
+    os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "evidence-agent", "signing_key")
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_INVENTORY = os.path.join(HERE, "data", "default-inventory.yaml")
+
+
+def _err(msg: str) -> None:
+    print(f"evidence-agent: {msg}", file=sys.stderr)
+
+
+def _load_key(path: str, create: bool) -> signing.KeyPair:
+    if not os.path.exists(path):
+        if not create:
+            raise signing.SignatureError(f"signing key {path} does not exist (create it with `evidence-agent keygen`)")
+        kp = signing.keygen(path)
+        _err(f"created a new signing key {path} ({signing.fingerprint(kp.public)}); public key in {path}.pub")
+        return kp
+    return signing.load_private(path)
+
+
+def cmd_keygen(a: argparse.Namespace) -> int:
+    try:
+        kp = signing.keygen(a.out, overwrite=a.force)
+    except FileExistsError as e:
+        _err(str(e) + " (use --force to replace it)")
+        return EXIT_OUTPUT
+    except OSError as e:
+        _err(f"cannot write {a.out}: {e.strerror}")
+        return EXIT_OUTPUT
+    print(f"private key: {a.out} (mode 0600)\npublic key:  {a.out}.pub\nfingerprint: {signing.fingerprint(kp.public)}")
+    print(f"allowed_signers line: {signing.SIGNER_ID} namespaces=\"{signing.NAMESPACE}\" "
+          f"{signing.pub_line(kp.public, '')}")
+    return EXIT_OK
+
+
+def cmd_scan(a: argparse.Namespace) -> int:
+    from policies.model import load_profile
+    from output.summary import render_summary
+
+    from .inventory import load_inventory
+    from .run import FAMILIES, ScanOptions, scan
+
+    only = tuple(x.strip() for x in a.only.split(",")) if a.only else FAMILIES
+    bad = [x for x in only if x not in FAMILIES]
+    if bad:
+        _err(f"--only: unknown probe family {', '.join(bad)} (choose from {', '.join(FAMILIES)})")
+        return EXIT_INVALID
+    try:
+        inv = load_inventory(a.inventory)
+        profile = load_profile(a.profile, a.policy_dir)
+    except ConfigError as e:
+        _err(str(e))
+        return EXIT_INVALID
+    if os.path.exists(a.out) and (not os.path.isdir(a.out) or os.listdir(a.out)):
+        _err(f"output directory {a.out} is not empty; give a new directory")
+        return EXIT_OUTPUT
+    try:
+        key = _load_key(a.key, create=a.key == DEFAULT_KEY or a.create_key)
+    except (signing.SignatureError, OSError) as e:
+        _err(str(e))
+        return EXIT_OUTPUT
+    quiet = a.quiet
+    opts = ScanOptions(out=a.out, key=key, profile=profile, concurrency=a.concurrency, only=only,
+                       vantage=a.vantage, progress=None if quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
+    try:
+        results = scan(inv, opts)
+    except ConfigError as e:
+        _err(str(e))
+        return EXIT_INVALID
+    except FileExistsError as e:
+        _err(str(e))
+        return EXIT_OUTPUT
+    print(render_summary(results, lang=a.lang))
+    print(("서명된 증적 번들: " if a.lang == "ko" else "Signed evidence bundle: ") + os.path.abspath(a.out))
+    if "host" in only and inv.hosts and not any(h["collected"] for h in results["hosts"]):
+        _err("no host could be collected")
+        return EXIT_NO_HOST
+    return EXIT_OK
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from collectors.verify import verify_bundle
+
+    pub = None
+    if a.pubkey:
+        try:
+            with open(a.pubkey) as f:
+                pub = f.read()
+        except OSError as e:
+            _err(f"cannot read --pubkey {a.pubkey}: {e.strerror}")
+            return EXIT_INVALID
+    v = verify_bundle(a.bundle, pub, a.max_age_days)
+    for w in v.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if not v.valid:
+        print(f"INVALID: {a.bundle}")
+        for p in v.problems:
+            print(f"  - {p}")
+        return EXIT_INVALID
+    age = f", {v.age_days:.1f} days old" if v.age_days is not None else ""
+    if v.stale:
+        print(f"valid but STALE: {v.files} files, signed by {v.fingerprint}{age} (older than {a.max_age_days} days)")
+        return EXIT_STALE
+    print(f"valid: {v.files} files, signed by {v.fingerprint}{age}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evidence-agent",
+        description="Collect technical security evidence (SSH/local probes, network scans), judge it against the "
+                    "financial-sector open-API self-check guide, and write a signed evidence bundle.",
+        epilog=__doc__.split("\n", 2)[2] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"evidence-agent {__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = sub.add_parser("scan", help="collect evidence from the inventory and write a signed bundle",
+                       description="Run the probes on every inventory host and network, evaluate the policies, "
+                                   "and write a signed evidence bundle into a new directory.")
+    s.add_argument("--inventory", "-i", default=DEFAULT_INVENTORY,
+                   help="inventory YAML (default: the built-in one: this machine and loopback)")
+    s.add_argument("--out", "-o", required=True, help="bundle directory to create (must not exist or be empty)")
+    s.add_argument("--key", default=DEFAULT_KEY,
+                   help=f"Ed25519 signing key (default {DEFAULT_KEY}, created on first use)")
+    s.add_argument("--create-key", action="store_true", help="create --key if it does not exist")
+    s.add_argument("--profile", default="fsi-openapi-2018", help="control catalog and rules (default: %(default)s)")
+    s.add_argument("--policy-dir", action="append", default=[],
+                   help="extra folder with catalog/*.yaml and rules/*.yaml (repeatable)")
+    s.add_argument("--concurrency", "-j", type=int, default=16, help="hosts collected at once (default: %(default)s)")
+    s.add_argument("--only", help="probe families to run, comma separated: host,network,tls,web (default: all)")
+    s.add_argument("--vantage", default="internal",
+                   help="where this scanner stands, recorded with network facts (internal, external, dmz…)")
+    s.add_argument("--lang", choices=("ko", "en"), default="ko", help="language of the summary (default: ko)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_scan)
+
+    v = sub.add_parser("verify", help="check a bundle's signature and every file's hash, offline",
+                       description="Verify a bundle: signatures over manifest.json and SHA256SUMS, each file's "
+                                   "hash, and that no file was added or removed.")
+    v.add_argument("bundle")
+    v.add_argument("--pubkey", help="trusted public key (.pub or allowed_signers line); without it the key "
+                                    "recorded in the bundle is used and a warning is printed")
+    v.add_argument("--max-age-days", type=float, default=None,
+                   help="report the bundle as stale (exit 3) when its run finished longer ago than this")
+    v.set_defaults(func=cmd_verify)
+
+    k = sub.add_parser("keygen", help="create an Ed25519 signing key pair (OpenSSH format)")
+    k.add_argument("--out", required=True, help="private key path; the public key is written to OUT.pub")
+    k.add_argument("--force", action="store_true", help="overwrite an existing key")
+    k.set_defaults(func=cmd_keygen)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "func", None):
+        parser.print_help()
+        return EXIT_INVALID
+    try:
+        return int(a.func(a))
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The inventory (YAML, version 1): what to collect from, how to reach it, and the allowed scope.
+
+Validation is strict (unknown keys are errors) because a misspelt key silently
+ignored would mean a control silently unchecked. Every error names file, line and
+key. Secrets are never read from the file: passwords come from an environment
+variable named by ``password_env``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
+
+from probes.transport.ssh import SshOptions
+
+from .scope import Scope, ScopeError
+from .yamlsrc import ConfigError, Node, load
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_SSH_KEYS = {"user", "port", "key_file", "known_hosts", "host_key_policy", "password_env", "become",
+             "legacy_algorithms", "connect_timeout"}
+_SECRET_KEYS = {"password", "passphrase", "secret", "token"}
+
+
+@dataclass
+class Timeouts:
+    connect: float = 10.0
+    command: float = 20.0
+    host: float = 120.0
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    transport: str  # ssh | local
+    roles: list[str] = field(default_factory=list)
+    zone: Optional[str] = None
+    ssh: SshOptions = field(default_factory=SshOptions)
+    become: bool = False
+    declared: dict[str, Any] = field(default_factory=dict)  # free declarations policies may read
+    line: Optional[int] = None
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "transport": self.transport,
+                "roles": list(self.roles), "zone": self.zone, "declared": self.declared}
+
+
+@dataclass
+class Network:
+    name: str
+    cidr: str
+    zone: Optional[str] = None
+
+
+@dataclass
+class TlsEndpoint:
+    host: str
+    port: int
+    name: Optional[str] = None
+    server_name: Optional[str] = None
+    external_institution: bool = False
+
+
+@dataclass
+class Inventory:
+    path: str
+    organisation: Optional[str]
+    scope: Scope
+    hosts: list[Host]
+    networks: list[Network]
+    tls: list[TlsEndpoint] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    policy: dict[str, Any] = field(default_factory=dict)  # parameter overrides (global/zones/roles/hosts)
+    waivers: list[dict[str, Any]] = field(default_factory=list)
+    nmap: dict[str, Any] = field(default_factory=dict)
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+
+def _ssh(node: Node, base: SshOptions) -> SshOptions:
+    node.mapping()
+    for k in node.value:
+        if str(k).lower() in _SECRET_KEYS:
+            raise node.error("secrets must not be written in the inventory; use password_env: VARIABLE_NAME",
+                             f"{node.key}.{k}", getattr(node.value, "key_lines", {}).get(str(k)))
+    node.mapping(_SSH_KEYS)
+    o = replace(base)
+    if node.has("user"):
+        o.user = node.get("user").req_str()
+    if node.has("port"):
+        o.port = node.get("port").int(lo=1, hi=65535) or o.port
+    if node.has("key_file"):
+        o.key_file = node.get("key_file").str()
+    if node.has("known_hosts"):
+        o.known_hosts = node.get("known_hosts").req_str()
+    if node.has("host_key_policy"):
+        o.host_key_policy = node.get("host_key_policy").req_str(("strict", "accept-new", "off"))
+    if node.has("password_env"):
+        v = node.get("password_env").req_str()
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise node.get("password_env").error("must be the NAME of an environment variable")
+        o.password_env = v
+    if node.has("become"):
+        o.become = node.get("become").bool()
+    if node.has("legacy_algorithms"):
+        o.legacy_algorithms = node.get("legacy_algorithms").bool()
+    if node.has("connect_timeout"):
+        o.connect_timeout = node.get("connect_timeout").num(lo=0.5) or o.connect_timeout
+    return o
+
+
+def _expand(path: Optional[str], inv_dir: str) -> Optional[str]:
+    if not path:
+        return path
+    p = os.path.expanduser(path)
+    return p if os.path.isabs(p) else os.path.normpath(os.path.join(inv_dir, p))
+
+
+def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
+    """Parse and validate; raises ConfigError (bad file) or ScopeError-as-ConfigError (target out of scope)."""
+    root = Node(path, load(path, text))
+    if root.value is None:
+        raise ConfigError(path, 1, "", "the inventory is empty")
+    root.mapping({"version", "organisation", "scope", "defaults", "hosts", "networks", "tls", "web", "policy",
+                  "waivers", "nmap"}, required=("version", "scope"))
+    version = root.get("version")
+    if version.int() != 1:
+        raise version.error("unsupported inventory version (expected 1)")
+    inv_dir = os.path.dirname(os.path.abspath(path))
+
+    sc = root.get("scope").mapping({"allow", "deny"}, required=("allow",))
+    allow, deny = [], []
+    for lst, name in ((allow, "allow"), (deny, "deny")):
+        for n in sc.get(name).seq():
+            s = n.req_str()
+            try:
+                ipaddress.ip_network(s, strict=False)
+            except ValueError:
+                raise n.error(f"not an IP network: {s!r}") from None
+            lst.append(s)
+    if not allow:
+        raise sc.get("allow").error("scope.allow must list at least one network")
+    scope = Scope.parse(allow, deny)
+
+    defaults = root.get("defaults")
+    base_ssh = SshOptions()
+    timeouts = Timeouts()
+    if defaults.value is not None:
+        defaults.mapping({"ssh", "timeouts"})
+        if defaults.has("ssh"):
+            base_ssh = _ssh(defaults.get("ssh"), base_ssh)
+        if defaults.has("timeouts"):
+            t = defaults.get("timeouts").mapping({"connect", "command", "host"})
+            timeouts = Timeouts(
+                connect=t.get("connect").num(timeouts.connect, lo=0.5) or timeouts.connect,
+                command=t.get("command").num(timeouts.command, lo=1) or timeouts.command,
+                host=t.get("host").num(timeouts.host, lo=1) or timeouts.host,
+            )
+
+    hosts: list[Host] = []
+    names: set[str] = set()
+    for hn in root.get("hosts").seq():
+        hn.mapping({"name", "address", "transport", "roles", "zone", "ssh", "become", "declare"},
+                   required=("name",))
+        name = hn.get("name").req_str()
+        if not _NAME.match(name):
+            raise hn.get("name").error("host names are letters, digits, '.', '_' and '-' (max 63)")
+        if name in names:
+            raise hn.get("name").error(f"duplicate host name {name!r}")
+        names.add(name)
+        transport = hn.get("transport").str("ssh", choices=("ssh", "local")) or "ssh"
+        address = hn.get("address").str("127.0.0.1" if transport == "local" else None)
+        if not address:
+            raise hn.get("address").error("required for ssh hosts")
+        try:
+            scope.check_address(address, f"host {name}")
+        except ScopeError as e:
+            raise hn.get("address").error(str(e)) from None
+        ssh = _ssh(hn.get("ssh"), base_ssh) if hn.has("ssh") else replace(base_ssh)
+        ssh.connect_timeout = ssh.connect_timeout or timeouts.connect
+        ssh.key_file = _expand(ssh.key_file, inv_dir)
+        ssh.known_hosts = _expand(ssh.known_hosts, inv_dir) or ssh.known_hosts
+        declared = hn.get("declare").value if hn.has("declare") else {}
+        if declared is not None and not isinstance(declared, dict):
+            raise hn.get("declare").error("expected a mapping of declarations (e.g. compensating_controls)")
+        hosts.append(Host(
+            name=name, address=address, transport=transport,
+            roles=hn.get("roles").str_list(), zone=hn.get("zone").str(),
+            ssh=ssh, become=hn.get("become").bool(ssh.become),
+            declared=_plain(declared or {}), line=hn.line,
+        ))
+
+    networks: list[Network] = []
+    for nn in root.get("networks").seq():
+        nn.mapping({"name", "cidr", "zone"}, required=("name", "cidr"))
+        cidr = nn.get("cidr").req_str()
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise nn.get("cidr").error(f"not an IP network: {cidr!r}") from None
+        try:
+            scope.check_network(cidr, f"network {nn.get('name').str()}")
+        except ScopeError as e:
+            raise nn.get("cidr").error(str(e)) from None
+        networks.append(Network(nn.get("name").req_str(), cidr, nn.get("zone").str()))
+
+    tls: list[TlsEndpoint] = []
+    for tn in root.get("tls").seq():
+        tn.mapping({"host", "port", "name", "server_name", "external_institution"}, required=("host",))
+        host = tn.get("host").req_str()
+        try:
+            scope.check_address(host, "tls endpoint")
+        except ScopeError as e:
+            raise tn.get("host").error(str(e)) from None
+        tls.append(TlsEndpoint(host, tn.get("port").int(443, 1, 65535) or 443, tn.get("name").str(),
+                               tn.get("server_name").str(), tn.get("external_institution").bool()))
+
+    urls: list[str] = []
+    for un in root.get("web").seq():
+        u = un.req_str()
+        m = re.match(r"^https?://(\[[^\]]+\]|[^/:]+)", u)
+        if not m:
+            raise un.error(f"not an http(s) URL: {u!r}")
+        try:
+            scope.check_address(m.group(1).strip("[]"), "web URL")
+        except ScopeError as e:
+            raise un.error(str(e)) from None
+        urls.append(u)
+
+    policy = root.get("policy")
+    if policy.value is not None:
+        policy.mapping({"params", "zones", "roles", "hosts", "set_by"})
+    waivers = root.get("waivers")
+    nmap = root.get("nmap")
+    if nmap.value is not None:
+        nmap.mapping({"ports", "top_ports", "udp_ports", "timing", "max_rate", "host_timeout", "version_detection"})
+    org = root.get("organisation").str()
+    return Inventory(
+        path=path, organisation=org, scope=scope, hosts=hosts, networks=networks, tls=tls, urls=urls,
+        timeouts=timeouts, policy=_plain(policy.value or {}),
+        waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
+    )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def _with_line(n: Node) -> dict[str, Any]:
+    d = _plain(n.mapping().value)
+    d["__source__"] = f"{n.path}:{n.line}"
+    return d

@@ -1,0 +1,269 @@
+"""One scan run: collect every host concurrently, run network probes, evaluate policies, write and seal the bundle.
+
+Each host is collected in its own worker under its own deadline, and its facts
+and evidence are written as soon as it finishes, so one slow host never holds
+the others and memory does not grow with the fleet. Failures are per host:
+the run goes on, records why, and is still signed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional
+
+from collectors import signing
+from collectors.bundle import BundleWriter, now_iso, safe_component, seal
+from policies.engine import Evaluator, HostInput, aggregate
+from policies.model import Profile
+from probes.base import CommandSpec, Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from probes.batch import dedupe
+from probes.host import PROBES
+from probes.transport import TransportError, describe_error
+from probes.transport.local import LocalTransport
+from probes.transport.ssh import SshTransport
+
+from . import __version__
+from .inventory import Host, Inventory
+
+FAMILIES = ("host", "network", "tls", "web")
+RESULTS_SCHEMA = "evidence-agent/results/v1"
+
+
+@dataclass
+class ScanOptions:
+    out: str
+    key: signing.KeyPair
+    profile: Profile
+    concurrency: int = 16
+    only: tuple[str, ...] = FAMILIES
+    vantage: str = "internal"
+    progress: Optional[Callable[[str], None]] = None
+    probes: list[HostProbe] = field(default_factory=lambda: list(PROBES))
+
+
+def _evidence_for(probe: HostProbe, outputs: dict[str, RawOutput], header: dict[str, Any]) -> Evidence:
+    """All raw outputs of one probe in one auditor-readable file, each with its command and exit code."""
+    parts = []
+    codes = []
+    for i, c in enumerate(probe.commands, 1):
+        o = outputs.get(c.name)
+        if o is None:
+            continue
+        state = ("timed out" if o.timed_out else "cut off" if o.truncated else
+                 (o.error or f"exit {o.exit_code}"))
+        codes.append(o.exit_code if o.complete else None)
+        parts.append(f"=== [{i}/{len(probe.commands)}] {c.name} — {state}, started {o.started}, {o.duration:.0f}s\n"
+                     f"$ {c.script}\n{o.output}\n")
+    complete = all(x is not None for x in codes)
+    return Evidence(
+        label=probe.name, command=f"{len(parts)} command(s), shown below; run with LC_ALL=C in one sh -s session",
+        content="\n".join(parts), collected_at=min((outputs[c.name].started for c in probe.commands
+                                                    if c.name in outputs), default=now_iso()),
+        items=tuple(probe.items), exit_code=0 if complete else None,
+        description_ko=probe.description_ko, description_en=probe.description_en,
+    )
+
+
+def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> HostInput:
+    started = time.monotonic()
+    meta = host.meta()
+    transport: Any
+    if host.transport == "local":
+        transport = LocalTransport(become=host.become)
+    else:
+        transport = SshTransport(host.address, replace(host.ssh, become=host.become))
+    record: dict[str, Any] = {"host": meta, "collected": False, "error": None, "transport": {"kind": host.transport}}
+    facts: dict[str, dict[str, Any]] = {}
+    evidence: dict[str, list[str]] = {}
+    try:
+        session = transport.open()
+        record["transport"] = {"kind": session.transport, **session.info}
+        cmds = [replace(c, timeout=min(c.timeout, inv.timeouts.command)) for c in dedupe(
+            c for p in opts.probes for c in p.commands)]
+        batch = transport.run(cmds, started + inv.timeouts.host)
+    except TransportError as e:
+        record["error"] = str(e)
+    except Exception as e:  # a bug or an unexpected library error must not kill the run
+        record["error"] = f"unexpected error: {describe_error(e)}"
+    finally:
+        transport.close()
+    if record["error"] is None:
+        record["collected"] = True
+        record["uid"] = batch.uid
+        if host.become and batch.sudo_refused:
+            record["privilege"] = "sudo -n refused; collected unprivileged"
+        elif batch.uid == 0:
+            record["privilege"] = "root"
+        else:
+            record["privilege"] = f"unprivileged (uid {batch.uid})"
+        if not batch.done:
+            record["warning"] = "the probe script did not finish; some facts are incomplete"
+        header = {
+            "host": f"{host.name} ({host.address})",
+            "transport": _transport_line(record["transport"]),
+            "privilege": record["privilege"],
+        }
+        for probe in opts.probes:
+            outs = {c.name: batch.outputs[c.name] for c in probe.commands if c.name in batch.outputs}
+            try:
+                fact = probe.parse(outs)
+                if host.transport == "local" and probe.local is not None:
+                    fact = probe.local(fact)
+            except Exception as e:  # a parser bug on odd output: unknown, with the reason
+                fact = not_collected(probe.name, f"parser error on this output: {describe_error(e)}")
+            if batch.uid not in (0, None) and fact.status != FactStatus.COLLECTED and any(
+                    c.privileged for c in probe.commands):
+                fact.reason = (fact.reason or "") + " (collected without root: some parts need privilege)"
+            rel = writer.evidence(host.name, _evidence_for(probe, outs, header), header)
+            evidence[probe.name] = [rel]
+            for ev in fact.evidence:
+                evidence[probe.name].append(writer.evidence(host.name, ev, header))
+            facts[probe.name] = fact.to_json()
+    record["duration_seconds"] = round(time.monotonic() - started, 3)
+    record["facts"] = facts
+    record["evidence"] = evidence
+    writer.write_json(f"facts/{safe_component(host.name)}.json", record)
+    return HostInput(meta=meta, collected=record["collected"], error=record["error"], facts=facts,
+                     evidence=evidence)
+
+
+def _transport_line(t: dict[str, Any]) -> str:
+    if t.get("kind") != "ssh":
+        return f"{t.get('kind')} (user {t.get('user', '?')})"
+    hk = t.get("host_key_policy")
+    verified = ("verified against known_hosts" if hk == "strict" else
+                f"accepted on first use ({t['host_key_accepted_new']})" if t.get("host_key_accepted_new") else
+                "verified against known_hosts (accept-new)" if hk == "accept-new" else
+                "NOT VERIFIED (host_key_policy: off)")
+    return (f"ssh {t.get('user')}@{t.get('address')}:{t.get('port')}, host key {t.get('host_key_type')} "
+            f"{t.get('host_key_fingerprint_sha256')} {verified}")
+
+
+def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Network families (nmap, sslyze, HTTP) at run level; each failure becomes a not-collected fact."""
+    facts: dict[str, dict[str, Any]] = {}
+    evidence: dict[str, list[str]] = {}
+
+    def keep(name: str, fact: Fact) -> None:
+        files = [writer.evidence("network", ev, {"vantage": opts.vantage, "scope": json.dumps(inv.scope.to_json())})
+                 for ev in fact.evidence]
+        facts[name] = fact.to_json()
+        evidence[name] = files
+
+    known = {h.address: h.name for h in inv.hosts}
+    if "network" in opts.only and inv.networks:
+        _progress(opts, f"network: scanning {len(inv.networks)} network(s) from vantage {opts.vantage!r}")
+        try:
+            from probes.net import nmap_scan
+            nm_opts = nmap_scan.NmapOptions.from_inventory(inv.nmap)
+            fact = nmap_scan.scan_networks([{"name": n.name, "cidr": n.cidr, "zone": n.zone} for n in inv.networks],
+                                           inv.scope, known, nm_opts, opts.vantage,
+                                           time.monotonic() + nm_opts.overall_timeout)
+        except Exception as e:
+            fact = not_collected("network_scan", f"network scan failed: {describe_error(e)}")
+        keep("network_scan", fact)
+    endpoints = [{"host": t.host, "port": t.port, "server_name": t.server_name, "name": t.name,
+                  "external_institution": t.external_institution} for t in inv.tls]
+    if "tls" in opts.only and (endpoints or "network_scan" in facts):
+        try:
+            from probes.net import tls
+            if "network_scan" in facts:
+                seen = {(e["host"], e["port"]) for e in endpoints}
+                for e in tls.tls_ports_from_scan(facts["network_scan"]):
+                    if (e["host"], e["port"]) not in seen:
+                        endpoints.append(e)
+            if endpoints:
+                _progress(opts, f"tls: assessing {len(endpoints)} endpoint(s)")
+                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(), time.monotonic() + 300)
+                keep("tls", fact)
+        except Exception as e:
+            keep("tls", not_collected("tls", f"TLS assessment failed: {describe_error(e)}"))
+    if "web" in opts.only and (inv.urls or "network_scan" in facts):
+        try:
+            from probes.net import web
+            urls = list(inv.urls)
+            if hasattr(web, "urls_from_scan") and "network_scan" in facts:
+                urls += [u for u in web.urls_from_scan(facts["network_scan"], inv) if u not in urls]
+            if urls:
+                _progress(opts, f"web: checking {len(urls)} URL(s)")
+                keep("web", web.check_web(urls, inv.scope, web.WebOptions(), time.monotonic() + 300))
+        except Exception as e:
+            keep("web", not_collected("web", f"web checks failed: {describe_error(e)}"))
+    if facts:
+        writer.write_json("facts/_network.json", {"vantage": opts.vantage, "scope": inv.scope.to_json(),
+                                                  "facts": facts, "evidence": evidence})
+    return facts, evidence
+
+
+def _progress(opts: ScanOptions, msg: str) -> None:
+    if opts.progress:
+        opts.progress(msg)
+
+
+def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
+    """Run everything and seal the bundle. Returns results (also written to results.json)."""
+    writer = BundleWriter(opts.out)
+    writer.create()
+    started = now_iso()
+    run_id = str(uuid.uuid4())
+    evaluator = Evaluator(opts.profile, inv.policy, inv.waivers)  # validates waivers before any packet
+    hosts_in: list[HostInput] = []
+    if "host" in opts.only and inv.hosts:
+        lock = threading.Lock()
+        done = 0
+        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
+            futs = {pool.submit(collect_host, h, inv, opts, writer): h for h in inv.hosts}
+            for fut in as_completed(futs):
+                h = futs[fut]
+                hi = fut.result()
+                with lock:
+                    done += 1
+                    hosts_in.append(hi)
+                _progress(opts, f"[{done}/{len(inv.hosts)}] {h.name}: "
+                                + ("collected" if hi.collected else f"NOT collected — {hi.error}"))
+        order = {h.name: i for i, h in enumerate(inv.hosts)}
+        hosts_in.sort(key=lambda x: order[x.meta["name"]])
+    run_facts, run_evidence = run_network(inv, opts, writer) if set(opts.only) - {"host"} else ({}, {})
+    evaluated = evaluator.run(hosts_in, run_facts, run_evidence)
+    finished = now_iso()
+    results = {
+        "schema": RESULTS_SCHEMA,
+        "run": {"id": run_id, "started": started, "finished": finished, "profile": opts.profile.catalog.profile,
+                "tool_version": __version__, "vantage": opts.vantage, "only": list(opts.only),
+                "inventory": os.path.basename(inv.path), "organisation": inv.organisation,
+                "scope": inv.scope.to_json(), "python": sys.version.split()[0]},
+        "hosts": [{"name": h.meta["name"], "address": h.meta["address"], "transport": h.meta["transport"],
+                   "roles": h.meta["roles"], "zone": h.meta["zone"], "collected": h.collected, "error": h.error}
+                  for h in hosts_in],
+        "controls": evaluated["controls"],
+        "deviations": evaluated["deviations"],
+        "waivers": evaluated["waivers"],
+        "summary": summarize(evaluated["controls"]),
+        "evidence_index": sorted(writer.evidence_index, key=lambda e: e["file"]),
+    }
+    writer.write_json("results.json", results)
+    seal(writer.root, opts.key, {"run": results["run"], "hosts": results["hosts"], "revision": 1,
+                                 "revisions": []})
+    return results
+
+
+def summarize(controls: list[dict[str, Any]]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    auto: dict[str, int] = {}
+    for c in controls:
+        counts[c["status"]] = counts.get(c["status"], 0) + 1
+        if not c.get("manual"):
+            auto[c["status"]] = auto.get(c["status"], 0) + 1
+    return {"controls": counts, "automated_controls": auto,
+            "overall_automated": aggregate(c["status"] for c in controls if not c.get("manual"))}
+
+
+dt  # used by callers for dates
+CommandSpec  # re-export for typing

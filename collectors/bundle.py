@@ -1,0 +1,199 @@
+"""Writes the evidence bundle: evidence files named as the guide asks, facts, results, manifest, signature.
+
+Layout::
+
+    results.json              verdicts (schema evidence-agent/results/v1)
+    facts/<host>.json         typed facts per host; facts/_network.json for run-level facts
+    evidence/자료<item>-<n>_<host>_<probe>.txt   raw outputs with a provenance header
+    manifest.json             in-toto Statement v1: one subject per file (sha256, size) + run metadata
+    manifest.json.sig         SSHSIG (Ed25519) over manifest.json
+    SHA256SUMS                every file above (incl. manifest.json), for `sha256sum -c`
+    SHA256SUMS.sig            SSHSIG over SHA256SUMS: the standard-tool entry point
+    allowed_signers           the signer's public key, for convenience (pin your own copy)
+
+Files are written as each host finishes (memory stays flat on large fleets); the
+manifest is computed from what is on disk at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import unicodedata
+from datetime import datetime, timezone
+from typing import Any, Iterable, Optional
+
+from probes.base import Evidence
+
+from . import signing
+from .redact import redact
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "urn:evidence-agent:bundle:v1"
+CONTROL_FILES = ("manifest.json.sig", "SHA256SUMS", "SHA256SUMS.sig")
+MAX_EVIDENCE_BYTES = 2 * 1024 * 1024
+
+
+def safe_component(s: str, limit: int = 80) -> str:
+    """A path component from untrusted or user text: no separators, no dots-only, no control chars."""
+    s = unicodedata.normalize("NFC", s)
+    s = re.sub(r"[^\w.\-가-힣]", "_", s)
+    s = s.strip("._") or "_"
+    return s[:limit]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _clean(text: str) -> str:
+    """Control characters (other than newline/tab) become visible escapes; terminals and viewers stay safe."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class BundleWriter:
+    """Thread-safe writer: serial numbers per guide item are allocated under a lock."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self._lock = threading.Lock()
+        self._serial: dict[str, int] = {}
+        self.evidence_index: list[dict[str, Any]] = []
+
+    def create(self) -> None:
+        if os.path.exists(self.root):
+            if not os.path.isdir(self.root):
+                raise FileExistsError(f"{self.root} exists and is not a directory")
+            if os.listdir(self.root):
+                raise FileExistsError(f"{self.root} is not empty; refusing to mix bundles")
+        os.makedirs(os.path.join(self.root, "evidence"), exist_ok=True)
+        os.makedirs(os.path.join(self.root, "facts"), exist_ok=True)
+
+    def path(self, rel: str) -> str:
+        full = os.path.normpath(os.path.join(self.root, rel))
+        if not full.startswith(self.root + os.sep):
+            raise ValueError(f"refusing to write outside the bundle: {rel!r}")
+        return full
+
+    def write_bytes(self, rel: str, data: bytes) -> str:
+        full = self.path(rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        tmp = full + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, full)
+        return rel
+
+    def write_json(self, rel: str, obj: Any) -> str:
+        return self.write_bytes(rel, (json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode())
+
+    def evidence(self, host: str, ev: Evidence, header: dict[str, Any]) -> str:
+        """Write one evidence file; returns its bundle-relative path."""
+        item = ev.items[0] if ev.items else "0.0.0"
+        with self._lock:
+            n = self._serial.get(item, 0) + 1
+            self._serial[item] = n
+        ext = safe_component(ev.ext, 8)
+        rel = f"evidence/자료{safe_component(item, 16)}-{n}_{safe_component(host)}_{safe_component(ev.label)}.{ext}"
+        body = redact(ev.content)
+        raw = body.encode("utf-8", "replace")
+        truncated = len(raw) > MAX_EVIDENCE_BYTES
+        if truncated:
+            body = raw[:MAX_EVIDENCE_BYTES].decode("utf-8", "ignore")
+        if ext in ("json", "xml"):
+            data = body  # machine formats stay parseable; provenance goes into the index
+        else:
+            lines = [f"# evidence-agent evidence file ({rel.split('/')[-1]})"]
+            for k, v in header.items():
+                lines.append(f"# {k}: {_clean(str(v))}")
+            lines.append(f"# items: {', '.join(ev.items)}")
+            lines.append(f"# collected: {ev.collected_at}")
+            lines.append(f"# exit code: {ev.exit_code if ev.exit_code is not None else 'none (not completed)'}")
+            for i, cl in enumerate(_clean(redact(ev.command)).splitlines() or [""]):
+                lines.append(f"# {'command: ' if i == 0 else '          '}{cl}")
+            if truncated:
+                lines.append(f"# NOTE: output cut at {MAX_EVIDENCE_BYTES} bytes")
+            lines.append("# " + "-" * 70)
+            data = "\n".join(lines) + "\n" + _clean(body) + ("\n" if body and not body.endswith("\n") else "")
+        self.write_bytes(rel, data.encode("utf-8"))
+        with self._lock:
+            self.evidence_index.append({
+                "file": rel, "host": host, "label": ev.label, "items": list(ev.items),
+                "collected_at": ev.collected_at, "exit_code": ev.exit_code,
+                "description_ko": ev.description_ko, "description_en": ev.description_en,
+                **({"truncated": True} if truncated else {}),
+            })
+        return rel
+
+
+def file_list(root: str) -> list[str]:
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files):
+            rel = os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
+            out.append(rel)
+    return out
+
+
+def sha256_file(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str, Any]:
+    """Hash every file, write manifest + SHA256SUMS, sign both. Returns the manifest."""
+    for f in CONTROL_FILES + ("manifest.json", "allowed_signers"):
+        p = os.path.join(root, f)
+        if os.path.exists(p):
+            os.remove(p)
+    with open(os.path.join(root, "allowed_signers"), "w") as f:
+        f.write(f"{signing.SIGNER_ID} namespaces=\"{signing.NAMESPACE}\" {signing.pub_line(key.public, '')}\n")
+    subjects = []
+    for rel in file_list(root):
+        digest, size = sha256_file(os.path.join(root, rel))
+        subjects.append({"name": rel, "digest": {"sha256": digest}, "annotations": {"size": size}})
+    pred = dict(predicate)
+    pred["signer"] = {"fingerprint": signing.fingerprint(key.public), "public_key": signing.pub_line(key.public),
+                      "namespace": signing.NAMESPACE, "identity": signing.SIGNER_ID}
+    pred["sealed"] = now_iso()
+    manifest = {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE, "predicate": pred}
+    mbytes = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
+    with open(os.path.join(root, "manifest.json"), "wb") as f:
+        f.write(mbytes)
+    with open(os.path.join(root, "manifest.json.sig"), "w") as f:
+        f.write(signing.sign(mbytes, key))
+    with open(os.path.join(root, "manifest.json.sig"), "rb") as f:
+        sigbytes = f.read()
+    sums = []
+    for s in subjects + [{"name": "manifest.json", "digest": {"sha256": hashlib.sha256(mbytes).hexdigest()}},
+                         {"name": "manifest.json.sig", "digest": {"sha256": hashlib.sha256(sigbytes).hexdigest()}}]:
+        sums.append(f"{s['digest']['sha256']}  {s['name']}\n")
+    sbytes = "".join(sorted(sums, key=lambda x: x[66:])).encode()
+    with open(os.path.join(root, "SHA256SUMS"), "wb") as f:
+        f.write(sbytes)
+    with open(os.path.join(root, "SHA256SUMS.sig"), "w") as f:
+        f.write(signing.sign(sbytes, key))
+    return manifest
+
+
+def read_json(root: str, rel: str) -> Any:
+    with open(os.path.join(root, rel), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def iter_facts(root: str) -> Iterable[tuple[str, dict[str, Any]]]:
+    d = os.path.join(root, "facts")
+    for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if f.endswith(".json"):
+            yield f[:-5], read_json(root, f"facts/{f}")
+
+
+Optional  # typing re-export

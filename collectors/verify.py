@@ -1,0 +1,119 @@
+"""Offline verification of a bundle: signatures, every file's hash, no file added or removed, freshness.
+
+The same checks a third party makes with ``ssh-keygen -Y verify`` and
+``sha256sum -c`` (see README), plus consistency between manifest and SHA256SUMS.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+from . import signing
+from .bundle import CONTROL_FILES, PREDICATE_TYPE, STATEMENT_TYPE, file_list, sha256_file
+
+
+@dataclass
+class Verdict:
+    valid: bool
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    fingerprint: Optional[str] = None
+    files: int = 0
+    age_days: Optional[float] = None
+    stale: bool = False
+
+
+def _read(root: str, rel: str) -> Optional[bytes]:
+    try:
+        with open(os.path.join(root, rel), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def verify_bundle(root: str, pubkey_text: Optional[str] = None, max_age_days: Optional[float] = None) -> Verdict:
+    v = Verdict(valid=False)
+    if not os.path.isdir(root):
+        v.problems.append(f"{root}: not a directory")
+        return v
+    mbytes = _read(root, "manifest.json")
+    msig = _read(root, "manifest.json.sig")
+    sbytes = _read(root, "SHA256SUMS")
+    ssig = _read(root, "SHA256SUMS.sig")
+    for name, data in (("manifest.json", mbytes), ("manifest.json.sig", msig), ("SHA256SUMS", sbytes),
+                       ("SHA256SUMS.sig", ssig)):
+        if data is None:
+            v.problems.append(f"{name}: missing")
+    if v.problems:
+        return v
+    assert mbytes is not None and msig is not None and sbytes is not None and ssig is not None
+
+    trusted = None
+    if pubkey_text is not None:
+        try:
+            trusted = signing.load_public(pubkey_text)
+        except signing.SignatureError as e:
+            v.problems.append(f"--pubkey: {e}")
+            return v
+    for name, data, sig in (("manifest.json", mbytes, msig), ("SHA256SUMS", sbytes, ssig)):
+        try:
+            signer = signing.verify(data, sig.decode("ascii", "replace"))
+        except signing.SignatureError as e:
+            v.problems.append(f"{name}.sig: {e}")
+            continue
+        if trusted is not None and not signing.same_key(signer, trusted):
+            v.problems.append(f"{name}.sig: signed by {signing.fingerprint(signer)}, not by the given --pubkey "
+                              f"{signing.fingerprint(trusted)}")
+        v.fingerprint = signing.fingerprint(signer)
+    if trusted is None:
+        v.warnings.append("signature checked against the key recorded in the bundle; pass --pubkey to pin the signer")
+    try:
+        manifest = json.loads(mbytes)
+        subjects = {s["name"]: s for s in manifest["subject"]}
+        if manifest.get("_type") != STATEMENT_TYPE or manifest.get("predicateType") != PREDICATE_TYPE:
+            v.problems.append("manifest.json: not an evidence-agent in-toto statement")
+    except (ValueError, KeyError, TypeError):
+        v.problems.append("manifest.json: not valid JSON of the expected form")
+        return v
+    sums: dict[str, str] = {}
+    for line in sbytes.decode("utf-8", "replace").splitlines():
+        m = re.match(r"^([0-9a-f]{64})  (.+)$", line)
+        if not m:
+            v.problems.append(f"SHA256SUMS: malformed line {line[:80]!r}")
+            continue
+        sums[m.group(2)] = m.group(1)
+    if sums.get("manifest.json") != hashlib.sha256(mbytes).hexdigest():
+        v.problems.append("SHA256SUMS: manifest.json hash does not match")
+    if sums.get("manifest.json.sig") != hashlib.sha256(msig).hexdigest():
+        v.problems.append("SHA256SUMS: manifest.json.sig hash does not match")
+    present = set(file_list(root)) - set(CONTROL_FILES) - {"manifest.json"}
+    for rel in sorted(present - set(subjects)):
+        v.problems.append(f"{rel}: file added after signing (not in the manifest)")
+    for rel in sorted(set(subjects) - present):
+        v.problems.append(f"{rel}: file listed in the manifest is missing")
+    for rel in sorted(present & set(subjects)):
+        digest, size = sha256_file(os.path.join(root, rel))
+        want = subjects[rel]["digest"]["sha256"]
+        if digest != want:
+            v.problems.append(f"{rel}: content changed (sha256 {digest[:12]}… != {want[:12]}…)")
+        if sums.get(rel) != want:
+            v.problems.append(f"{rel}: SHA256SUMS and manifest.json disagree")
+    for rel in sorted(set(sums) - set(subjects) - {"manifest.json", "manifest.json.sig"}):
+        v.problems.append(f"{rel}: listed in SHA256SUMS but not in the manifest")
+    v.files = len(subjects)
+    finished = (manifest.get("predicate") or {}).get("run", {}).get("finished")
+    if finished:
+        try:
+            t = datetime.strptime(finished, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            v.age_days = (datetime.now(timezone.utc) - t).total_seconds() / 86400
+        except ValueError:
+            v.warnings.append("run.finished is not a valid time")
+    if max_age_days is not None and v.age_days is not None and v.age_days > max_age_days:
+        v.stale = True
+    v.valid = not v.problems
+    return v

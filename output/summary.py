@@ -1,0 +1,59 @@
+"""Terminal summary of a run: one line per control that has automated results, then the totals.
+
+Korean labels by default (as the guide writes them), English with ``lang="en"``.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from policies.engine import LABELS
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _pad(s: str, w: int) -> str:
+    return s + " " * max(0, w - _width(s))
+
+
+def _cut(s: str, w: int) -> str:
+    out, n = "", 0
+    for ch in s:
+        cw = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if n + cw > w - 1:
+            return out + "…"
+        out += ch
+        n += cw
+    return out
+
+
+def render_summary(results: dict[str, Any], lang: str = "ko", show_manual: bool = False) -> str:
+    labels = LABELS[lang]
+    lines = []
+    head = ("항목", "점검결과", "세부 점검항목") if lang == "ko" else ("Item", "Result", "Detailed item")
+    lines.append(f"{_pad(head[0], 8)} {_pad(head[1], 22)} {head[2]}")
+    lines.append("-" * 78)
+    for c in results["controls"]:
+        if c.get("manual") and not show_manual:
+            continue
+        title = c.get("title") if lang == "ko" else (c.get("title_en") or c.get("title"))
+        hosts = c.get("hosts") or []
+        st = labels[c["status"]]
+        counts = {}
+        for h in hosts:
+            counts[h["status"]] = counts.get(h["status"], 0) + 1
+        detail = " ".join(f"{labels[k]}:{v}" for k, v in sorted(counts.items())) if len(hosts) > 1 else ""
+        lines.append(f"{_pad(c['id'], 8)} {_pad(st + (' (' + detail + ')' if detail else ''), 22)} {_cut(title or '', 46)}")
+    lines.append("-" * 78)
+    tot = results["summary"]["controls"]
+    manual = sum(1 for c in results["controls"] if c.get("manual"))
+    parts = [f"{labels[k]} {v}" for k, v in sorted(results["summary"].get("automated_controls", {}).items())]
+    lines.append(("자동 점검: " if lang == "ko" else "Automated: ") + ", ".join(parts)
+                 + (f"; 수동 점검 필요 {manual}" if lang == "ko" else f"; manual items {manual}"))
+    bad = [h for h in results["hosts"] if not h["collected"]]
+    for h in bad:
+        lines.append(("수집 실패: " if lang == "ko" else "Not collected: ") + f"{h['name']} ({h['address']}): {h['error']}")
+    del tot
+    return "\n".join(lines)

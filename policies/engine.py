@@ -1,0 +1,289 @@
+"""Turns facts into verdicts: rule → host → detailed item → control, with the aggregation documented once.
+
+Per host per rule: ``implemented`` only when the pass condition holds on real
+facts; ``not_implemented`` when a fail condition holds; ``not_applicable`` when
+the rule does not apply; ``unknown`` otherwise (fact missing, host not collected,
+or evidence insufficient) — never a pass.
+
+Aggregation (per host over its rules, and per item over its hosts), see
+:func:`aggregate`: not-applicable entries are ignored; any known failure makes
+the result ``not_implemented`` (if nothing known passed) or ``partial``; only
+when nothing known failed does an ``unknown`` make the result ``unknown``; all
+passes make ``implemented``; nothing applicable makes ``not_applicable``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from agent.yamlsrc import ConfigError
+
+from .expr import ExprError, evaluate, fmt, render, truthy
+from .model import Profile, Rule
+
+IMPL, PART, NI, NA, UNK = "implemented", "partial", "not_implemented", "not_applicable", "unknown"
+LABELS = {
+    "ko": {IMPL: "이행", PART: "부분이행", NI: "미이행", NA: "해당없음", UNK: "점검불가"},
+    "en": {IMPL: "Implemented", PART: "Partially implemented", NI: "Not implemented", NA: "Not applicable",
+           UNK: "Unknown"},
+}
+RUN_FACTS = ("network_scan", "tls", "web")
+NETWORK_HOST = "_network"
+
+
+def aggregate(statuses: Iterable[str]) -> str:
+    s = [x for x in statuses if x != NA]
+    if not s:
+        return NA
+    known = [x for x in s if x != UNK]
+    if any(x in (NI, PART) for x in known):
+        return NI if all(x == NI for x in known) else PART
+    if UNK in s:
+        return UNK
+    return IMPL
+
+
+@dataclass
+class HostInput:
+    meta: dict[str, Any]
+    collected: bool
+    error: Optional[str]
+    facts: dict[str, dict[str, Any]]  # probe -> Fact.to_json()
+    evidence: dict[str, list[str]]  # probe -> evidence files
+
+
+def parse_waivers(waivers: list[dict[str, Any]], rule_ids: set[str], today: dt.date) -> list[dict[str, Any]]:
+    """Validate waivers; malformed ones stop the run (an ignored waiver would silently change verdicts)."""
+    out = []
+    for w in waivers:
+        src = w.get("__source__", "waivers")
+        path, _, line = src.rpartition(":")
+        ln = int(line) if line.isdigit() else None
+        for k in ("rule", "host", "reason", "approver", "expires"):
+            if not w.get(k):
+                raise ConfigError(path or src, ln, f"waivers.{k}", "required for every waiver")
+        extra = set(w) - {"rule", "host", "reason", "approver", "expires", "__source__"}
+        if extra:
+            raise ConfigError(path or src, ln, f"waivers.{sorted(extra)[0]}", "unknown key")
+        if w["rule"] not in rule_ids:
+            raise ConfigError(path or src, ln, "waivers.rule", f"no rule {w['rule']!r} in this profile")
+        try:
+            exp = dt.date.fromisoformat(str(w["expires"])[:10])
+        except ValueError:
+            raise ConfigError(path or src, ln, "waivers.expires", "expected a date YYYY-MM-DD") from None
+        out.append({"rule": w["rule"], "host": str(w["host"]), "reason": str(w["reason"]),
+                    "approver": str(w["approver"]), "expires": exp.isoformat(), "active": exp >= today,
+                    "source": src})
+    return out
+
+
+class Evaluator:
+    def __init__(self, profile: Profile, policy: dict[str, Any], waivers: list[dict[str, Any]],
+                 today: Optional[dt.date] = None) -> None:
+        self.profile = profile
+        self.policy = policy or {}
+        self.today = today or dt.date.today()
+        self.waivers = parse_waivers(waivers, {r.id for r in profile.rules}, self.today)
+        self.deviations: list[dict[str, Any]] = []
+
+    # -- parameters -------------------------------------------------------------------------
+    def params(self, rule: Rule, meta: dict[str, Any]) -> dict[str, Any]:
+        """Rule defaults, then inventory overrides: global < zone < role < host. Loosening is recorded."""
+        out = dict(rule.params)
+        layers: list[tuple[str, dict[str, Any]]] = [("policy.params", self.policy.get("params") or {})]
+        zone = meta.get("zone")
+        if zone and zone in (self.policy.get("zones") or {}):
+            layers.append((f"policy.zones.{zone}", (self.policy["zones"][zone] or {}).get("params") or {}))
+        for role in meta.get("roles") or []:
+            if role in (self.policy.get("roles") or {}):
+                layers.append((f"policy.roles.{role}", (self.policy["roles"][role] or {}).get("params") or {}))
+        name = meta.get("name")
+        if name in (self.policy.get("hosts") or {}):
+            layers.append((f"policy.hosts.{name}", (self.policy["hosts"][name] or {}).get("params") or {}))
+        set_at: dict[str, str] = {}
+        for where, layer in layers:
+            for k, v in layer.items():
+                key = k.split(".", 1)[1] if k.startswith(rule.id + ".") else k
+                if "." in k and not k.startswith(rule.id + "."):
+                    continue
+                if key in out:
+                    out[key] = v
+                    set_at[key] = where
+        for k, lim in rule.guide_limits.items():
+            v = out.get(k)
+            if not isinstance(v, (int, float)):
+                continue
+            looser = ("max" in lim and v > lim["max"]) or ("min" in lim and v < lim["min"])
+            if looser:
+                dev = {"rule": rule.id, "param": k, "value": v, "guide_limit": lim, "set_at": set_at.get(k),
+                       "set_by": self.policy.get("set_by"), "host": name}
+                if dev not in self.deviations:
+                    self.deviations.append(dev)
+        return out
+
+    # -- applicability --------------------------------------------------------------------------
+    def applies(self, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any]) -> Optional[str]:
+        """None when the rule applies, else the reason it does not."""
+        a = rule.applies
+        roles = set(meta.get("roles") or [])
+        if a.get("roles") and not roles & set(a["roles"]):
+            return f"applies to roles {', '.join(a['roles'])} only"
+        if a.get("not_roles") and roles & set(a["not_roles"]):
+            return f"does not apply to roles {', '.join(a['not_roles'])}"
+        if a.get("zones") and meta.get("zone") not in a["zones"]:
+            return f"applies to zones {', '.join(a['zones'])} only"
+        if a.get("transports") and meta.get("transport") not in a["transports"]:
+            return f"applies to transports {', '.join(a['transports'])} only"
+        if a.get("os_families"):
+            fam = ((ctx.get("os") or {}).get("family")) or ((ctx.get("identity") or {}).get("os") or {}).get("id")
+            if fam is None:
+                return None  # unknown OS: evaluate, the facts will say what they can
+            if fam not in a["os_families"]:
+                return f"applies to OS families {', '.join(a['os_families'])} only"
+        if a.get("when"):
+            try:
+                if not truthy(evaluate(a["when"], ctx)):
+                    return "applicability condition not met: " + a["when"]
+            except ExprError as e:
+                return f"applicability error: {e}"
+        return None
+
+    # -- one rule on one subject ------------------------------------------------------------------
+    def evaluate_rule(self, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any],
+                      fact_status: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        finding: dict[str, Any] = {"rule": rule.id, "level": rule.level, "items": rule.items}
+        missing = []
+        for f in rule.facts:
+            st = fact_status.get(f)
+            if st is None:
+                missing.append(f"{f}: not collected (no such fact in this run)")
+            elif st.get("status") == "not_collected":
+                missing.append(f"{f}: {st.get('reason') or 'not collected'}")
+        reason = self.applies(rule, meta, ctx) if not missing else None
+        if reason is not None:
+            return {**finding, "status": NA, "detail": {"ko": reason, "en": reason}}
+        if missing:
+            return {**finding, "status": UNK, "detail": {"ko": "증적 수집 불가 — " + "; ".join(missing),
+                                                         "en": "evidence not collected — " + "; ".join(missing)}}
+        failed: list[dict[str, str]] = []
+        try:
+            for m in rule.fail:
+                if truthy(evaluate(m.when, ctx)):
+                    failed.append({"ko": render(m.ko, ctx), "en": render(m.en, ctx)})
+            passed = rule.passes is not None and truthy(evaluate(rule.passes.when, ctx))
+            advice = [{"ko": render(m.ko, ctx), "en": render(m.en, ctx)} for m in rule.advice
+                      if truthy(evaluate(m.when, ctx))]
+        except ExprError as e:
+            return {**finding, "status": UNK, "detail": {"ko": f"규칙 평가 오류: {e}", "en": f"rule error: {e}"}}
+        if failed:
+            status = NI
+            detail = {"ko": "; ".join(x["ko"] for x in failed), "en": "; ".join(x["en"] for x in failed)}
+        elif passed and rule.passes is not None:
+            status = IMPL
+            detail = {"ko": render(rule.passes.ko, ctx), "en": render(rule.passes.en, ctx)}
+        else:
+            partial = [f"{f}: {fact_status[f].get('reason')}" for f in rule.facts
+                       if fact_status.get(f, {}).get("status") == "partial"]
+            why = "; ".join(partial) or "the facts do not show the control in place"
+            status = UNK
+            detail = {"ko": f"증적 불충분 — {why}", "en": f"insufficient evidence — {why}"}
+        finding.update(status=status, detail=detail)
+        if advice:
+            finding["advice"] = advice
+        if status == NI:
+            w = self.waiver(rule.id, meta.get("name"))
+            if w is not None:
+                finding["waiver"] = w
+                if w["active"]:
+                    finding["status"] = NA
+                    finding["excepted"] = True
+        return finding
+
+    def waiver(self, rule_id: str, host: Optional[str]) -> Optional[dict[str, Any]]:
+        for w in self.waivers:
+            if w["rule"] == rule_id and w["host"] in ("*", host):
+                return w
+        return None
+
+    # -- whole run -------------------------------------------------------------------------------
+    def run(self, hosts: list[HostInput], run_facts: dict[str, dict[str, Any]],
+            run_evidence: dict[str, list[str]]) -> dict[str, Any]:
+        per_item: dict[str, dict[str, dict[str, Any]]] = {}
+        net_meta = {"name": NETWORK_HOST, "roles": [], "zone": None, "transport": "network"}
+        run_ctx = {k: (v.get("data") or {}) for k, v in run_facts.items() if v.get("status") != "not_collected"}
+        for rule in self.profile.rules:
+            subjects: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool, Optional[str], list[str]]] = []
+            if rule.scope == "run":
+                ctx = dict(run_ctx)
+                ctx["inventory"] = {"hosts": [h.meta for h in hosts]}
+                ev = [e for f in rule.facts for e in run_evidence.get(f, [])]
+                subjects.append((net_meta, ctx, run_facts, True, None, ev))
+            else:
+                for h in hosts:
+                    ctx = {k: (v.get("data") or {}) for k, v in h.facts.items() if v.get("status") != "not_collected"}
+                    ctx.update(host_net_view(h.meta, run_ctx))
+                    ctx["host"] = h.meta
+                    status = dict(h.facts)
+                    status.update({k: v for k, v in run_facts.items() if k in RUN_FACTS})
+                    ev = [e for f in rule.facts for e in (h.evidence.get(f, []) + run_evidence.get(f, []))]
+                    subjects.append((h.meta, ctx, status, h.collected, h.error, ev))
+            for meta, ctx, fstatus, collected, error, ev in subjects:
+                ctx["params"] = self.params(rule, meta)
+                if not collected:
+                    f = {"rule": rule.id, "level": rule.level, "items": rule.items, "status": UNK,
+                         "detail": {"ko": f"호스트 수집 실패: {error}", "en": f"host not collected: {error}"}}
+                else:
+                    f = self.evaluate_rule(rule, meta, ctx, fstatus)
+                f["evidence"] = sorted(set(ev))
+                f["params"] = {k: ctx["params"][k] for k in rule.params}
+                for item in rule.items:
+                    hrec = per_item.setdefault(item, {}).setdefault(meta["name"], {"name": meta["name"],
+                                                                                   "findings": [], "evidence": []})
+                    hrec["findings"].append(f)
+                    hrec["evidence"] = sorted(set(hrec["evidence"]) | set(f["evidence"]))
+        controls = []
+        for c in self.profile.catalog.controls:
+            cid = str(c["id"])
+            hosts_rec = list(per_item.get(cid, {}).values())
+            for hr in hosts_rec:
+                hr["status"] = aggregate(x["status"] for x in hr["findings"])
+            rec: dict[str, Any] = {"id": cid, "title": c.get("ko"), "title_en": c.get("en"),
+                                   "mode": c.get("mode", "manual")}
+            if hosts_rec:
+                rec["status"] = aggregate(hr["status"] for hr in hosts_rec)
+                rec["hosts"] = hosts_rec
+            else:
+                rec["status"] = UNK
+                rec["manual"] = True
+                rec["hosts"] = []
+                rec["detail"] = {"ko": "수동 점검 필요 (자동 수집 규칙 없음)", "en": "manual check needed (no automated rule)"}
+            controls.append(rec)
+        return {"controls": controls, "deviations": self.deviations,
+                "waivers": [{k: v for k, v in w.items()} for w in self.waivers]}
+
+
+def host_net_view(meta: dict[str, Any], run_ctx: dict[str, Any]) -> dict[str, Any]:
+    """What the network probes saw of this host's address, per vantage (for host-scope rules)."""
+    addr = meta.get("address")
+    ports: list[dict[str, Any]] = []
+    vantages: list[str] = []
+    for scan in (run_ctx.get("network_scan") or {}).get("scans", []) or []:
+        if scan.get("error"):
+            continue
+        v = scan.get("vantage")
+        if v not in vantages:
+            vantages.append(v)
+        for h in scan.get("hosts", []) or []:
+            if h.get("address") == addr:
+                for p in h.get("ports", []) or []:
+                    if p.get("state") == "open":
+                        ports.append({**p, "vantage": v})
+    tls = [e for e in (run_ctx.get("tls") or {}).get("endpoints", []) or [] if e.get("host") == addr]
+    web = [s for s in (run_ctx.get("web") or {}).get("sites", []) or [] if s.get("address") == addr]
+    return {"net": {"scanned": bool(vantages), "vantages": vantages, "ports": ports,
+                    "by_vantage": {v: [p for p in ports if p["vantage"] == v] for v in vantages}},
+            "tls_endpoints": tls, "web_sites": web}
+
+
+fmt  # re-export for renderers

@@ -1,0 +1,217 @@
+"""Rules and catalogs as data: loading and schema validation (errors name file, line and key).
+
+A rule is one check over one or more facts, attached to one or more detailed items
+of a catalog. Its conditions are JMESPath (see :mod:`policies.expr`).
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from agent.yamlsrc import ConfigError, Node, load
+
+from .expr import ExprError, compile_expr
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STATUSES = ("implemented", "partial", "not_implemented", "not_applicable", "unknown")
+RULE_KEYS = {"id", "items", "title", "criterion", "level", "scope", "facts", "params", "guide_limits", "applies",
+             "fail", "pass", "advice", "remediation", "vantage"}
+
+
+@dataclass
+class Message:
+    when: str
+    ko: str
+    en: str
+    source: str = ""
+
+
+@dataclass
+class Rule:
+    id: str
+    items: list[str]
+    title: dict[str, str]
+    criterion: str
+    level: str  # must | recommend
+    scope: str  # host | run
+    facts: list[str]
+    params: dict[str, Any]
+    guide_limits: dict[str, dict[str, Any]]
+    applies: dict[str, Any]
+    fail: list[Message]
+    passes: Optional[Message]
+    advice: list[Message]
+    remediation: dict[str, str]
+    source: str  # file:line
+    profile: str
+
+
+@dataclass
+class Catalog:
+    profile: str
+    title: dict[str, str]
+    answer_scale: str
+    areas: list[dict[str, Any]]
+    fields: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    controls: list[dict[str, Any]]
+    source: str = ""
+    path: str = ""
+
+    def control(self, cid: str) -> Optional[dict[str, Any]]:
+        for c in self.controls:
+            if str(c.get("id")) == cid:
+                return c
+        return None
+
+
+@dataclass
+class Profile:
+    catalog: Catalog
+    rules: list[Rule] = field(default_factory=list)
+
+
+def _text(n: Node) -> dict[str, str]:
+    n.mapping({"ko", "en"}, required=("ko", "en"))
+    return {"ko": n.get("ko").req_str(), "en": n.get("en").req_str()}
+
+
+def _expr(n: Node) -> str:
+    s = n.req_str()
+    try:
+        compile_expr(s)
+    except ExprError as e:
+        raise n.error(str(e)) from None
+    return s
+
+
+def _msg(n: Node) -> Message:
+    n.mapping({"when", "ko", "en"}, required=("when", "ko", "en"))
+    return Message(_expr(n.get("when")), n.get("ko").req_str(), n.get("en").req_str(), f"{n.path}:{n.line}")
+
+
+def load_rules(path: str) -> tuple[str, list[Rule]]:
+    root = Node(path, load(path))
+    root.mapping({"schema", "profile", "rules"}, required=("schema", "profile", "rules"))
+    if root.get("schema").req_str() != "evidence-agent/rules/v1":
+        raise root.get("schema").error("expected evidence-agent/rules/v1")
+    profile = root.get("profile").req_str()
+    rules = []
+    for rn in root.get("rules").seq():
+        rn.mapping(RULE_KEYS, required=("id", "items", "title", "criterion", "facts", "pass"))
+        params = rn.get("params").value or {}
+        if not isinstance(params, dict):
+            raise rn.get("params").error("expected a mapping of parameter defaults")
+        limits: dict[str, dict[str, Any]] = {}
+        if rn.has("guide_limits"):
+            for k, ln in rn.get("guide_limits").items():
+                ln.mapping({"min", "max"})
+                if k not in params:
+                    raise ln.error("guide limit for a parameter the rule does not have")
+                limits[k] = {x: ln.get(x).num() for x in ("min", "max") if ln.has(x)}
+        applies: dict[str, Any] = {}
+        if rn.has("applies"):
+            an = rn.get("applies").mapping({"roles", "zones", "transports", "os_families", "when", "not_roles"})
+            for k in ("roles", "zones", "transports", "os_families", "not_roles"):
+                if an.has(k):
+                    applies[k] = an.get(k).str_list()
+            if an.has("when"):
+                applies["when"] = _expr(an.get("when"))
+        rule = Rule(
+            id=rn.get("id").req_str(),
+            items=rn.get("items").str_list(),
+            title=_text(rn.get("title")),
+            criterion=rn.get("criterion").req_str(),
+            level=rn.get("level").str("must", choices=("must", "recommend")) or "must",
+            scope=rn.get("scope").str("host", choices=("host", "run")) or "host",
+            facts=rn.get("facts").str_list(),
+            params={str(k): v for k, v in params.items()},
+            guide_limits=limits,
+            applies=applies,
+            fail=[_msg(m) for m in rn.get("fail").seq()],
+            passes=_msg(rn.get("pass")),
+            advice=[_msg(m) for m in rn.get("advice").seq()],
+            remediation=_text(rn.get("remediation")) if rn.has("remediation") else {"ko": "", "en": ""},
+            source=f"{path}:{rn.line}",
+            profile=profile,
+        )
+        if not rule.items:
+            raise rn.get("items").error("a rule must name at least one detailed item")
+        rules.append(rule)
+    return profile, rules
+
+
+def load_catalog(path: str) -> Catalog:
+    root = Node(path, load(path))
+    root.mapping(None, required=("schema", "profile", "controls"))
+    if root.get("schema").req_str() != "evidence-agent/catalog/v1":
+        raise root.get("schema").error("expected evidence-agent/catalog/v1")
+    controls = []
+    seen = set()
+    for cn in root.get("controls").seq():
+        cn.mapping(None, required=("id", "ko"))
+        cid = cn.get("id").req_str()
+        if cid in seen:
+            raise cn.get("id").error(f"duplicate control id {cid}")
+        seen.add(cid)
+        controls.append(_plain(cn.value))
+    title = root.get("title").value or {}
+    return Catalog(
+        profile=root.get("profile").req_str(), title=_plain(title),
+        answer_scale=root.get("answer_scale").str("fsi") or "fsi",
+        areas=_plain(root.get("areas").value or []), fields=_plain(root.get("fields").value or []),
+        items=_plain(root.get("items").value or []), controls=controls,
+        source=root.get("source").str("") or "", path=path,
+    )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def policy_dirs(extra: Optional[list[str]] = None) -> list[str]:
+    return [HERE] + list(extra or [])
+
+
+def available_profiles(extra: Optional[list[str]] = None) -> list[str]:
+    names = []
+    for d in policy_dirs(extra):
+        for p in sorted(glob.glob(os.path.join(d, "catalog", "*.yaml"))):
+            names.append(os.path.splitext(os.path.basename(p))[0])
+    return names
+
+
+def load_profile(name: str, extra: Optional[list[str]] = None) -> Profile:
+    """The catalog named ``name`` plus every rule file (built-in and extra dirs) declaring that profile."""
+    cat_path = None
+    for d in policy_dirs(extra):
+        p = os.path.join(d, "catalog", f"{name}.yaml")
+        if os.path.exists(p):
+            cat_path = p
+    if cat_path is None:
+        raise ConfigError(name, None, "--profile",
+                          f"unknown profile (available: {', '.join(available_profiles(extra)) or 'none'})")
+    catalog = load_catalog(cat_path)
+    rules: list[Rule] = []
+    ids: dict[str, str] = {}
+    for d in policy_dirs(extra):
+        for p in sorted(glob.glob(os.path.join(d, "rules", "*.yaml"))):
+            prof, rs = load_rules(p)
+            if prof != name:
+                continue
+            for r in rs:
+                if r.id in ids:
+                    raise ConfigError(p, None, f"rules[{r.id}]", f"duplicate rule id (also in {ids[r.id]})")
+                ids[r.id] = r.source
+                for it in r.items:
+                    if catalog.control(it) is None:
+                        raise ConfigError(r.source.rsplit(":", 1)[0], int(r.source.rsplit(":", 1)[1]), f"{r.id}.items",
+                                          f"item {it} is not in catalog {name}")
+                rules.append(r)
+    return Profile(catalog, rules)

@@ -1,0 +1,153 @@
+"""The contract between transports, parsers and the collector.
+
+Why a contract: a probe must give identical facts whether its commands ran over
+SSH or locally, so parsers see only :class:`RawOutput` and never a transport.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+#: Per-command output cap (bytes). Target output is untrusted: anything longer is cut
+#: and the section is marked truncated.
+MAX_SECTION_BYTES = 512 * 1024
+
+
+class FactStatus(str, enum.Enum):
+    """Whether a fact could be collected. Anything but COLLECTED carries a reason."""
+
+    COLLECTED = "collected"
+    PARTIAL = "partial"  # some parts known, others missing (each missing part says why)
+    NOT_COLLECTED = "not_collected"
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One shell command of a probe, run on the target with ``LC_ALL=C``.
+
+    ``script`` is POSIX sh (dash/BusyBox compatible). ``privileged`` marks commands
+    whose answer is only complete as root: without root they still run, and the
+    parser says "needs privilege" where the output shows it.
+    """
+
+    name: str
+    script: str
+    timeout: float = 20.0
+    privileged: bool = False
+
+
+@dataclass
+class RawOutput:
+    """What one command printed, as the transport saw it (stdout and stderr merged)."""
+
+    name: str
+    script: str
+    output: str
+    exit_code: Optional[int]  # None: no exit status seen (timeout, truncated stream)
+    started: str  # ISO-8601 UTC
+    duration: float
+    truncated: bool = False
+    timed_out: bool = False
+    error: Optional[str] = None  # transport-level problem for this command
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.truncated and not self.timed_out and self.error is None
+
+    @property
+    def complete(self) -> bool:
+        """The command ran to its end (any exit code) and its output is whole."""
+        return self.exit_code is not None and not self.truncated and not self.timed_out and self.error is None
+
+
+@dataclass
+class Evidence:
+    """A raw artefact behind a fact, written to the bundle as 자료<item>-<serial>_<host>_<label>.<ext>.
+
+    ``content`` is untrusted target output: the bundle writer caps and frames it, and
+    never uses it in a path. ``items`` are the guide items it evidences (first names the file).
+    """
+
+    label: str
+    command: str
+    content: str
+    collected_at: str
+    items: Sequence[str] = ()
+    exit_code: Optional[int] = None
+    ext: str = "txt"
+    description_ko: str = ""
+    description_en: str = ""
+
+
+@dataclass
+class Fact:
+    """A probe's result for one host (or for the run, for network probes): typed data plus trust."""
+
+    probe: str
+    status: FactStatus
+    data: dict[str, Any] = field(default_factory=dict)
+    reason: Optional[str] = None
+    source: str = "shell"  # shell | psutil | nmap | sslyze | http
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "probe": self.probe,
+            "status": self.status.value,
+            "reason": self.reason,
+            "source": self.source,
+            "data": self.data,
+        }
+
+
+def not_collected(probe: str, reason: str) -> Fact:
+    return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, reason=reason)
+
+
+def section_problem(out: Optional[RawOutput]) -> Optional[str]:
+    """Why a section's output cannot be trusted, or None if it can be parsed."""
+    if out is None:
+        return "command did not run (no output section)"
+    if out.error:
+        return out.error
+    if out.timed_out:
+        return f"command timed out after {out.duration:.0f}s"
+    if out.truncated:
+        return "output truncated"
+    if out.exit_code is None:
+        return "no exit status (output cut off)"
+    return None
+
+
+def asdict(obj: Any) -> Any:
+    """dataclass → JSON-able dict (enums to their values)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: asdict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [asdict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): asdict(v) for k, v in obj.items()}
+    return obj
+
+
+@dataclass(frozen=True)
+class HostProbe:
+    """Registry entry of a host probe module.
+
+    ``items`` are the guide's detailed items the fact evidences: the first one names
+    the evidence file (자료<item>-<serial>_<host>_<probe>.txt).
+    ``local`` optionally replaces some commands' parsed data with psutil readings when
+    the transport is local (it receives the parsed Fact and returns the final one).
+    """
+
+    name: str
+    items: Sequence[str]
+    commands: Sequence[CommandSpec]
+    parse: Callable[[Mapping[str, RawOutput]], Fact]
+    description_ko: str
+    description_en: str
+    local: Optional[Callable[[Fact], Fact]] = None

@@ -1,0 +1,174 @@
+"""One compound shell script per host, and the parser of its framed output.
+
+Why: every SSH command costs a round trip and a login-shell start (seconds on a
+slow fleet), so all reads of a host run in one ``sh -s`` session. Each command's
+output is framed by markers that carry a per-run random nonce, so a target cannot
+forge a frame by printing marker-like text. The same script runs locally, which
+keeps SSH and local facts identical.
+"""
+from __future__ import annotations
+
+import secrets
+import shlex
+from datetime import datetime, timezone
+from typing import Iterable, Optional, Sequence
+
+from .base import MAX_SECTION_BYTES, CommandSpec, RawOutput
+
+#: Run the script as root through ``sudo -n`` when asked and permitted: one escalation per host.
+WRAPPER_PLAIN = "LC_ALL=C LANG=C exec sh -s"
+WRAPPER_SUDO = (
+    "if [ \"$(id -u)\" = 0 ]; then LC_ALL=C LANG=C exec sh -s; "
+    "elif sudo -n true 2>/dev/null; then exec sudo -n env LC_ALL=C LANG=C sh -s; "
+    "else echo '{nonce} NOSUDO'; LC_ALL=C LANG=C exec sh -s; fi"
+)
+
+_PRELUDE = r"""LC_ALL=C; LANG=C; export LC_ALL LANG
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH
+if command -v timeout >/dev/null 2>&1; then _ea_to=1; else _ea_to=; fi
+_ea() {
+  printf '\n%s BEGIN %s %s\n' "$_ea_m" "$1" "$(date +%s 2>/dev/null)"
+  if [ -n "$_ea_to" ]; then timeout "$2" sh -c "$3" </dev/null 2>&1; _ea_rc=$?
+  else sh -c "$3" </dev/null 2>&1; _ea_rc=$?; fi
+  printf '\n%s END %s %s %s\n' "$_ea_m" "$1" "$_ea_rc" "$(date +%s 2>/dev/null)"
+}
+"""
+
+
+def new_nonce() -> str:
+    return "@@EA-" + secrets.token_hex(8)
+
+
+def build_script(commands: Sequence[CommandSpec], nonce: str) -> str:
+    """The compound script: a prelude, then one framed section per command."""
+    lines = [f"_ea_m={shlex.quote(nonce)}", _PRELUDE]
+    lines.append(f"printf '\\n%s ID %s\\n' \"$_ea_m\" \"$(id -u 2>/dev/null)\"")
+    for c in commands:
+        lines.append(f"_ea {shlex.quote(c.name)} {int(max(1, c.timeout))} {shlex.quote(c.script)}")
+    lines.append("printf '\\n%s DONE\\n' \"$_ea_m\"")
+    return "\n".join(lines) + "\n"
+
+
+def wrapper(become: bool, nonce: str) -> str:
+    return WRAPPER_SUDO.format(nonce=nonce) if become else WRAPPER_PLAIN
+
+
+class BatchResult:
+    """Parsed frames of one script run."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[str, RawOutput] = {}
+        self.uid: Optional[int] = None
+        self.sudo_refused = False
+        self.done = False  # the script reached its end marker
+
+
+def _iso(epoch: Optional[str]) -> str:
+    try:
+        return datetime.fromtimestamp(int(epoch or ""), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_stream(
+    data: bytes,
+    commands: Sequence[CommandSpec],
+    nonce: str,
+    stream_error: Optional[str] = None,
+    section_cap: int = MAX_SECTION_BYTES,
+) -> BatchResult:
+    """Split the framed output into one RawOutput per command.
+
+    A command whose END marker never came is marked truncated/timed out with
+    ``stream_error`` as the reason; commands never started get an error entry.
+    """
+    specs = {c.name: c for c in commands}
+    res = BatchResult()
+    marker = nonce.encode()
+    cur: Optional[str] = None
+    buf = bytearray()
+    began = ""
+    over = False
+
+    def close(rc: Optional[int], end_epoch: Optional[str], err: Optional[str]) -> None:
+        nonlocal cur, buf, over
+        if cur is None:
+            return
+        spec = specs.get(cur)
+        text = bytes(buf).decode("utf-8", errors="replace")
+        if text.startswith("\n"):
+            text = text[1:]
+        if text.endswith("\n"):
+            text = text[:-1]
+        try:
+            dur = max(0.0, float(int(end_epoch or "") - int(began or "")))
+        except ValueError:
+            dur = 0.0
+        timeout = spec.timeout if spec else 0
+        timed_out = rc == 124 and dur >= max(0.0, timeout - 1)
+        res.outputs[cur] = RawOutput(
+            name=cur,
+            script=spec.script if spec else "",
+            output=text,
+            exit_code=None if timed_out else rc,
+            started=_iso(began),
+            duration=dur,
+            truncated=over or rc is None,
+            timed_out=timed_out,
+            error=err,
+        )
+        cur, buf, over = None, bytearray(), False
+
+    for line in data.splitlines(keepends=True):
+        if line.startswith(marker + b" "):
+            parts = line[len(marker) + 1 :].decode("utf-8", "replace").split()
+            kind = parts[0] if parts else ""
+            if kind == "BEGIN" and len(parts) >= 2:
+                close(None, None, "no END marker (output cut off)")
+                cur, began = parts[1], (parts[2] if len(parts) > 2 else "")
+                continue
+            if kind == "END" and len(parts) >= 3 and parts[1] == cur:
+                try:
+                    rc: Optional[int] = int(parts[2])
+                except ValueError:
+                    rc = None
+                close(rc, parts[3] if len(parts) > 3 else None, None)
+                continue
+            if kind == "ID" and len(parts) >= 2:
+                try:
+                    res.uid = int(parts[1])
+                except ValueError:
+                    pass
+                continue
+            if kind == "NOSUDO":
+                res.sudo_refused = True
+                continue
+            if kind == "DONE":
+                res.done = True
+                continue
+        if cur is not None:
+            if len(buf) + len(line) > section_cap:
+                buf.extend(line[: max(0, section_cap - len(buf))])
+                over = True
+            else:
+                buf.extend(line)
+    close(None, None, stream_error or "no END marker (output cut off)")
+    for c in commands:
+        if c.name not in res.outputs:
+            res.outputs[c.name] = RawOutput(
+                name=c.name, script=c.script, output="", exit_code=None,
+                started=_iso(None), duration=0.0, truncated=False,
+                error=stream_error or "command did not run (script ended early)",
+            )
+    return res
+
+
+def dedupe(commands: Iterable[CommandSpec]) -> list[CommandSpec]:
+    """Probes may share a command (same name): run it once."""
+    seen: dict[str, CommandSpec] = {}
+    for c in commands:
+        prev = seen.get(c.name)
+        if prev is not None and prev.script != c.script:
+            raise ValueError(f"two probes define command {c.name!r} differently")
+        seen.setdefault(c.name, c)
+    return list(seen.values())

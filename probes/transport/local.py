@@ -1,0 +1,58 @@
+"""Local transport: the same framed script run by this machine's ``sh``, for the agent mode.
+
+psutil readings (sockets, interfaces, boot time) are applied afterwards by each
+probe's ``local`` hook, so the agent works where ss/ip are missing.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import select
+import subprocess
+from typing import Optional, Sequence
+
+from ..base import CommandSpec
+from ..batch import BatchResult, build_script, new_nonce, parse_stream, wrapper
+from . import Session, TransportError
+from .runner import read_until
+
+
+class LocalTransport:
+    def __init__(self, become: bool = False) -> None:
+        self.become = become
+
+    def open(self) -> Session:
+        return Session(transport="local", info={"user": getpass.getuser(), "uid": os.getuid()})
+
+    def run(self, commands: Sequence[CommandSpec], deadline: float) -> BatchResult:
+        nonce = new_nonce()
+        script = build_script(commands, nonce).encode()
+        try:
+            proc = subprocess.Popen(
+                ["sh", "-c", wrapper(self.become, nonce)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise TransportError(f"cannot start sh: {e}") from None
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(script)
+        proc.stdin.close()
+        fd = proc.stdout.fileno()
+
+        def recv() -> Optional[bytes]:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            return os.read(fd, 65536) if r else None
+
+        data, err = read_until(recv, deadline)
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        proc.stdout.close()
+        return parse_stream(data, commands, nonce, stream_error=err)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,217 @@
+"""Agentless SSH transport (paramiko): one connection and one channel per host.
+
+Host keys are checked against known_hosts (``strict``) unless the inventory says
+``accept-new`` (trust on first use, written back and recorded) or ``off`` (recorded
+loudly in the evidence). Legacy algorithms (ssh-rsa/SHA-1, group1/group14-sha1
+KEX, CBC ciphers) are refused unless the inventory allows them, and their use is
+recorded because it is itself a 12.1.1 finding.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import logging
+
+import paramiko
+
+# paramiko logs tracebacks of failed handshakes at ERROR level; the reason is reported per host instead.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+from ..base import CommandSpec
+from ..batch import BatchResult, build_script, new_nonce, parse_stream, wrapper
+from . import Session, TransportError, describe_error
+from .runner import read_until
+
+LEGACY = {
+    "kex": ["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1"],
+    "keys": ["ssh-rsa", "ssh-dss"],
+    "pubkeys": ["ssh-rsa", "ssh-dss"],
+    "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"],
+}
+
+
+@dataclass
+class SshOptions:
+    user: str = "root"
+    port: int = 22
+    key_file: Optional[str] = "~/.ssh/id_ed25519"
+    known_hosts: str = "~/.ssh/known_hosts"
+    host_key_policy: str = "strict"  # strict | accept-new | off
+    password_env: Optional[str] = None  # name of an environment variable, never the password
+    become: bool = False  # run the script through `sudo -n` once
+    legacy_algorithms: bool = False
+    connect_timeout: float = 10.0
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    """Trust on first use: add the unknown key to known_hosts and remember that we did."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.accepted: Optional[str] = None
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        client.save_host_keys(self.path)
+        self.accepted = f"{key.get_name()} {key.fingerprint}"
+
+
+class _Recorded(paramiko.MissingHostKeyPolicy):
+    """host_key_policy: off — accept anything, but record the key that was seen."""
+
+    def __init__(self) -> None:
+        self.seen: Optional[str] = None
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        self.seen = f"{key.get_name()} {key.fingerprint}"
+
+
+def _known_host_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+class SshTransport:
+    def __init__(self, address: str, opts: SshOptions) -> None:
+        self.address = address
+        self.opts = opts
+        self.client: Optional[paramiko.SSHClient] = None
+        self.session: Optional[Session] = None
+
+    def open(self) -> Session:
+        o = self.opts
+        client = paramiko.SSHClient()
+        kh = os.path.expanduser(o.known_hosts)
+        policy: paramiko.MissingHostKeyPolicy
+        if o.host_key_policy == "strict":
+            policy = paramiko.RejectPolicy()
+        elif o.host_key_policy == "accept-new":
+            policy = _AcceptNew(kh)
+        else:
+            policy = _Recorded()
+        if os.path.exists(kh):
+            try:
+                client.load_host_keys(kh)
+            except (OSError, paramiko.SSHException) as e:
+                raise TransportError(f"cannot read known_hosts {kh}: {describe_error(e)}") from None
+        elif o.host_key_policy == "strict":
+            raise TransportError(f"known_hosts file {kh} does not exist (host_key_policy: strict)")
+        client.set_missing_host_key_policy(policy)
+        password = None
+        if o.password_env:
+            password = os.environ.get(o.password_env)
+            if password is None:
+                raise TransportError(f"environment variable {o.password_env} (password_env) is not set")
+        key_file = os.path.expanduser(o.key_file) if o.key_file else None
+        if key_file and not os.path.exists(key_file):
+            if password is None:
+                raise TransportError(f"key_file {key_file} does not exist")
+            key_file = None
+        disabled = {} if o.legacy_algorithms else LEGACY
+        try:
+            client.connect(
+                self.address, port=o.port, username=o.user, key_filename=key_file, password=password,
+                timeout=o.connect_timeout, banner_timeout=o.connect_timeout, auth_timeout=o.connect_timeout,
+                allow_agent=False, look_for_keys=False, disabled_algorithms=disabled,
+            )
+        except paramiko.BadHostKeyException as e:
+            raise TransportError(
+                f"host key mismatch for {self.address}:{o.port}: got {e.key.get_name()} {e.key.fingerprint}, "
+                "known_hosts has a different key (possible man-in-the-middle)"
+            ) from None
+        except paramiko.AuthenticationException:
+            raise TransportError(f"authentication failed for user {o.user!r}") from None
+        except paramiko.SSHException as e:
+            text = str(e)
+            if "not found in known_hosts" in text:
+                raise TransportError(
+                    f"unknown host key for {self.address}:{o.port} (host_key_policy: strict; "
+                    "add it to known_hosts or set accept-new)"
+                ) from None
+            raise TransportError(f"SSH negotiation failed: {describe_error(e)}") from None
+        except (socket.timeout, TimeoutError):
+            raise TransportError(f"connection to {self.address}:{o.port} timed out after {o.connect_timeout:.0f}s") from None
+        except paramiko.ssh_exception.NoValidConnectionsError as e:
+            refused = all(getattr(x, "errno", None) == 111 for x in e.errors.values())
+            raise TransportError(f"connection to {self.address}:{o.port} "
+                                 + ("refused" if refused else f"failed: {describe_error(e)}")) from None
+        except ConnectionRefusedError:
+            raise TransportError(f"connection to {self.address}:{o.port} refused") from None
+        except OSError as e:
+            raise TransportError(f"cannot connect to {self.address}:{o.port}: {describe_error(e)}") from None
+        self.client = client
+        t = client.get_transport()
+        assert t is not None
+        info: dict[str, Any] = {
+            "address": self.address,
+            "port": o.port,
+            "user": o.user,
+            "auth": "password" if password and not key_file else "publickey",
+            "host_key_policy": o.host_key_policy,
+            "known_hosts": kh,
+            "server_version": t.remote_version,
+            "host_key_type": t.host_key_type,
+            "host_key_fingerprint_sha256": _sha256_fp(t.get_remote_server_key()),
+            "kex": getattr(t, "kex_engine", None).__class__.__name__ if getattr(t, "kex_engine", None) else None,
+            "cipher": getattr(t, "local_cipher", None),
+            "mac": getattr(t, "local_mac", None),
+            "legacy_algorithms_allowed": o.legacy_algorithms,
+        }
+        legacy_used = [
+            x for x in (t.host_key_type, getattr(t, "local_cipher", None))
+            if x in LEGACY["keys"] + LEGACY["ciphers"]
+        ]
+        info["legacy_algorithms_used"] = legacy_used
+        if isinstance(policy, _AcceptNew) and policy.accepted:
+            info["host_key_accepted_new"] = policy.accepted
+        if isinstance(policy, _Recorded):
+            info["host_key_unverified"] = policy.seen or "key was already known"
+        self.session = Session(transport="ssh", info=info)
+        return self.session
+
+    def run(self, commands: Sequence[CommandSpec], deadline: float) -> BatchResult:
+        if self.client is None:
+            raise TransportError("not connected")
+        t = self.client.get_transport()
+        if t is None or not t.is_active():
+            raise TransportError("SSH connection closed")
+        nonce = new_nonce()
+        script = build_script(commands, nonce).encode()
+        try:
+            chan = t.open_session(timeout=self.opts.connect_timeout)
+            chan.settimeout(0.5)
+            chan.set_combine_stderr(True)
+            chan.exec_command(wrapper(self.opts.become, nonce))
+            chan.sendall(script)
+            chan.shutdown_write()
+        except (paramiko.SSHException, OSError) as e:
+            raise TransportError(f"cannot start the probe script: {describe_error(e)}") from None
+
+        def recv() -> Optional[bytes]:
+            try:
+                return chan.recv(65536)
+            except socket.timeout:
+                return None
+
+        data, err = read_until(recv, deadline)
+        chan.close()
+        return parse_stream(data, commands, nonce, stream_error=err)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def _sha256_fp(key: paramiko.PKey) -> str:
+    import base64
+    import hashlib
+
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+time  # imported for callers computing deadlines
