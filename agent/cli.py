@@ -130,6 +130,36 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_merge(a: argparse.Namespace) -> int:
+    from output.summary import render_summary
+
+    from .merge import MergeError, merge
+
+    pub = None
+    if a.pubkey:
+        try:
+            with open(a.pubkey) as f:
+                pub = f.read()
+        except OSError as e:
+            _err(f"cannot read --pubkey {a.pubkey}: {e.strerror}")
+            return EXIT_INVALID
+    if os.path.exists(a.out) and (not os.path.isdir(a.out) or os.listdir(a.out)):
+        _err(f"output directory {a.out} is not empty; give a new directory")
+        return EXIT_OUTPUT
+    try:
+        key = _load_key(a.key, create=a.key == DEFAULT_KEY)
+        results = merge(a.bundles, a.out, key, pub, a.policy_dir)
+    except (MergeError, ConfigError) as e:
+        _err(str(e))
+        return EXIT_INVALID
+    except (signing.SignatureError, OSError) as e:
+        _err(str(e))
+        return EXIT_OUTPUT
+    print(render_summary(results, lang=a.lang))
+    print(("병합된 서명 번들: " if a.lang == "ko" else "Merged signed bundle: ") + os.path.abspath(a.out))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evidence-agent",
@@ -170,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-age-days", type=float, default=None,
                    help="report the bundle as stale (exit 3) when its run finished longer ago than this")
     v.set_defaults(func=cmd_verify)
+
+    m = sub.add_parser("merge", help="combine bundles from several vantages or partial runs into one signed bundle",
+                       description="Verify each bundle, unite their facts (each keeping its vantage and time), "
+                                   "evaluate the policies again over the union and sign the result. Source "
+                                   "manifests and signatures are kept under sources/.")
+    m.add_argument("bundles", nargs="+", metavar="BUNDLE")
+    m.add_argument("--out", "-o", required=True, help="merged bundle directory to create")
+    m.add_argument("--key", default=DEFAULT_KEY, help="signing key for the merged bundle")
+    m.add_argument("--pubkey", help="require the source bundles to be signed by this key")
+    m.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (as for scan)")
+    m.add_argument("--lang", choices=("ko", "en"), default="ko")
+    m.set_defaults(func=cmd_merge)
 
     k = sub.add_parser("keygen", help="create an Ed25519 signing key pair (OpenSSH format)")
     k.add_argument("--out", required=True, help="private key path; the public key is written to OUT.pub")

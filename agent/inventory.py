@@ -77,6 +77,7 @@ class Inventory:
     policy: dict[str, Any] = field(default_factory=dict)  # parameter overrides (global/zones/roles/hosts)
     waivers: list[dict[str, Any]] = field(default_factory=list)
     nmap: dict[str, Any] = field(default_factory=dict)
+    tls_options: dict[str, Any] = field(default_factory=dict)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -130,7 +131,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     if root.value is None:
         raise ConfigError(path, 1, "", "the inventory is empty")
     root.mapping({"version", "organisation", "scope", "defaults", "hosts", "networks", "tls", "web", "policy",
-                  "waivers", "nmap"}, required=("version", "scope"))
+                  "waivers", "nmap", "tls_options"}, required=("version", "scope"))
     version = root.get("version")
     if version.int() != 1:
         raise version.error("unsupported inventory version (expected 1)")
@@ -241,13 +242,35 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     waivers = root.get("waivers")
     nmap = root.get("nmap")
     if nmap.value is not None:
-        nmap.mapping({"ports", "top_ports", "udp_ports", "timing", "max_rate", "host_timeout", "version_detection"})
+        _nmap_options(nmap)
+    tls_opts = root.get("tls_options")
+    if tls_opts.value is not None:
+        tls_opts.mapping({"ca_file", "network_timeout", "robot", "http_headers"})
     org = root.get("organisation").str()
     return Inventory(
         path=path, organisation=org, scope=scope, hosts=hosts, networks=networks, tls=tls, urls=urls,
         timeouts=timeouts, policy=_plain(policy.value or {}),
         waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
+        tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
     )
+
+
+_NMAP_KEYS = {"ports", "top_ports", "udp_ports", "service_detection", "version_intensity", "timing", "max_retries",
+              "host_timeout", "min_rate", "max_rate", "skip_discovery", "scan_type", "overall_timeout"}
+
+
+def _nmap_options(node: Node) -> None:
+    """Validate nmap settings with the probe's own rules, so a bad value fails before any scan."""
+    node.mapping(_NMAP_KEYS)
+    from probes.net.nmap_scan import NmapOptions
+
+    settings = {k: v for k, v in _plain(node.value).items() if k != "overall_timeout"}
+    try:
+        NmapOptions(**settings).validate()
+    except (TypeError, ValueError) as e:
+        key = next((k for k in settings if k in str(e)), "")
+        raise node.error(str(e), f"{node.key}.{key}" if key else node.key,
+                         node.value.key_lines.get(key) if hasattr(node.value, "key_lines") else None) from None
 
 
 def _plain(v: Any) -> Any:

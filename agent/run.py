@@ -46,6 +46,7 @@ class ScanOptions:
     vantage: str = "internal"
     progress: Optional[Callable[[str], None]] = None
     probes: list[HostProbe] = field(default_factory=lambda: list(PROBES))
+    observer: Optional[Any] = None  # agent.progress.ScanObserver: phase and per-host events (display, JSON log)
 
 
 def _evidence_for(probe: HostProbe, outputs: dict[str, RawOutput], header: dict[str, Any]) -> Evidence:
@@ -162,10 +163,11 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
         _progress(opts, f"network: scanning {len(inv.networks)} network(s) from vantage {opts.vantage!r}")
         try:
             from probes.net import nmap_scan
-            nm_opts = nmap_scan.NmapOptions.from_inventory(inv.nmap)
+            settings = dict(inv.nmap)
+            overall = float(settings.pop("overall_timeout", 1800))
+            nm_opts = nmap_scan.NmapOptions(**settings)
             fact = nmap_scan.scan_networks([{"name": n.name, "cidr": n.cidr, "zone": n.zone} for n in inv.networks],
-                                           inv.scope, known, nm_opts, opts.vantage,
-                                           time.monotonic() + nm_opts.overall_timeout)
+                                           inv.scope, known, nm_opts, opts.vantage, time.monotonic() + overall)
         except Exception as e:
             fact = not_collected("network_scan", f"network scan failed: {describe_error(e)}")
         keep("network_scan", fact)
@@ -181,7 +183,14 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
                         endpoints.append(e)
             if endpoints:
                 _progress(opts, f"tls: assessing {len(endpoints)} endpoint(s)")
-                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(), time.monotonic() + 300)
+                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(**inv.tls_options),
+                                      time.monotonic() + 600)
+                declared = {(e["host"], e["port"]): e for e in endpoints}
+                for ep in fact.data.get("endpoints", []):
+                    src = declared.get((ep.get("host"), ep.get("port")), {})
+                    ep["external_institution"] = bool(src.get("external_institution"))
+                    ep["name"] = src.get("name")
+                    ep["vantage"] = opts.vantage
                 keep("tls", fact)
         except Exception as e:
             keep("tls", not_collected("tls", f"TLS assessment failed: {describe_error(e)}"))
@@ -215,11 +224,24 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
     run_id = str(uuid.uuid4())
     evaluator = Evaluator(opts.profile, inv.policy, inv.waivers)  # validates waivers before any packet
     hosts_in: list[HostInput] = []
+    obs = opts.observer
     if "host" in opts.only and inv.hosts:
         lock = threading.Lock()
         done = 0
+        if obs:
+            obs.phase("hosts", len(inv.hosts))
+
+        def work(h: Host) -> HostInput:
+            t0 = time.monotonic()  # in the worker: time waiting for a free worker is not the host's
+            if obs:
+                obs.host_started(h.name)
+            hi = collect_host(h, inv, opts, writer)
+            if obs:
+                obs.host_done(h.name, hi.collected, hi.error, time.monotonic() - t0)
+            return hi
+
         with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
-            futs = {pool.submit(collect_host, h, inv, opts, writer): h for h in inv.hosts}
+            futs = {pool.submit(work, h): h for h in inv.hosts}
             for fut in as_completed(futs):
                 h = futs[fut]
                 hi = fut.result()
@@ -230,15 +252,37 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
                                 + ("collected" if hi.collected else f"NOT collected — {hi.error}"))
         order = {h.name: i for i, h in enumerate(inv.hosts)}
         hosts_in.sort(key=lambda x: order[x.meta["name"]])
+    if obs and set(opts.only) - {"host"}:
+        obs.phase("network")
     run_facts, run_evidence = run_network(inv, opts, writer) if set(opts.only) - {"host"} else ({}, {})
-    evaluated = evaluator.run(hosts_in, run_facts, run_evidence)
-    finished = now_iso()
-    results = {
-        "schema": RESULTS_SCHEMA,
-        "run": {"id": run_id, "started": started, "finished": finished, "profile": opts.profile.catalog.profile,
+    if obs:
+        obs.phase("evaluate")
+    run_meta = {"id": run_id, "started": started, "profile": opts.profile.catalog.profile,
                 "tool_version": __version__, "vantage": opts.vantage, "only": list(opts.only),
                 "inventory": os.path.basename(inv.path), "organisation": inv.organisation,
-                "scope": inv.scope.to_json(), "python": sys.version.split()[0]},
+                "scope": inv.scope.to_json(), "python": sys.version.split()[0]}
+    writer.write_json("inventory.json", inventory_record(inv))
+    return finalize(writer, evaluator, hosts_in, run_facts, run_evidence, run_meta, opts.key)
+
+
+def inventory_record(inv: Inventory) -> dict[str, Any]:
+    """What of the inventory a later merge or re-evaluation needs (no secrets are ever in an inventory)."""
+    return {"organisation": inv.organisation, "scope": inv.scope.to_json(),
+            "hosts": [h.meta() for h in inv.hosts],
+            "networks": [{"name": n.name, "cidr": n.cidr, "zone": n.zone} for n in inv.networks],
+            "policy": inv.policy, "waivers": inv.waivers}
+
+
+def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInput], run_facts: dict[str, Any],
+             run_evidence: dict[str, list[str]], run_meta: dict[str, Any], key: signing.KeyPair,
+             extra_predicate: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Evaluate the policies over the collected facts, write results.json, and seal the bundle."""
+    evaluated = evaluator.run(hosts_in, run_facts, run_evidence)
+    run = dict(run_meta)
+    run["finished"] = now_iso()
+    results = {
+        "schema": RESULTS_SCHEMA,
+        "run": run,
         "hosts": [{"name": h.meta["name"], "address": h.meta["address"], "transport": h.meta["transport"],
                    "roles": h.meta["roles"], "zone": h.meta["zone"], "collected": h.collected, "error": h.error}
                   for h in hosts_in],
@@ -249,8 +293,9 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
         "evidence_index": sorted(writer.evidence_index, key=lambda e: e["file"]),
     }
     writer.write_json("results.json", results)
-    seal(writer.root, opts.key, {"run": results["run"], "hosts": results["hosts"], "revision": 1,
-                                 "revisions": []})
+    predicate = {"run": results["run"], "hosts": results["hosts"], "revision": 1, "revisions": []}
+    predicate.update(extra_predicate or {})
+    seal(writer.root, key, predicate)
     return results
 
 

@@ -128,6 +128,27 @@ class BundleWriter:
         return rel
 
 
+    def copy_evidence(self, src_root: str, rel: str, host: str, meta: dict[str, Any]) -> str:
+        """Copy an evidence file from another (verified) bundle under a fresh serial; content unchanged."""
+        name = rel.split("/")[-1]
+        m = re.match(r"^자료([0-9.]+)-\d+_.*?_([^_]+)\.(\w+)$", name)
+        item = (meta.get("items") or [m.group(1) if m else "0.0.0"])[0]
+        label = meta.get("label") or (m.group(2) if m else "evidence")
+        ext = m.group(3) if m else "txt"
+        with self._lock:
+            n = self._serial.get(item, 0) + 1
+            self._serial[item] = n
+        new = f"evidence/자료{safe_component(item, 16)}-{n}_{safe_component(host)}_{safe_component(label)}.{ext}"
+        src = os.path.normpath(os.path.join(src_root, rel))
+        if not src.startswith(os.path.abspath(src_root) + os.sep):
+            raise ValueError(f"evidence path escapes its bundle: {rel!r}")
+        with open(src, "rb") as f:
+            self.write_bytes(new, f.read())
+        with self._lock:
+            self.evidence_index.append({**meta, "file": new, "host": host, "copied_from": rel})
+        return new
+
+
 def file_list(root: str) -> list[str]:
     out = []
     for d, dirs, files in os.walk(root):

@@ -14,12 +14,13 @@ passes make ``implemented``; nothing applicable makes ``not_applicable``.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from agent.yamlsrc import ConfigError
 
-from .expr import ExprError, evaluate, fmt, render, truthy
+from .expr import ExprError, bind_params, evaluate, fmt, render, truthy
 from .model import Profile, Rule
 
 IMPL, PART, NI, NA, UNK = "implemented", "partial", "not_implemented", "not_applicable", "unknown"
@@ -143,7 +144,7 @@ class Evaluator:
                 return f"applies to OS families {', '.join(a['os_families'])} only"
         if a.get("when"):
             try:
-                if not truthy(evaluate(a["when"], ctx)):
+                if not truthy(evaluate(bind_params(a["when"], ctx.get("params") or {}), ctx)):
                     return "applicability condition not met: " + a["when"]
             except ExprError as e:
                 return f"applicability error: {e}"
@@ -153,6 +154,7 @@ class Evaluator:
     def evaluate_rule(self, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any],
                       fact_status: dict[str, dict[str, Any]]) -> dict[str, Any]:
         finding: dict[str, Any] = {"rule": rule.id, "level": rule.level, "items": rule.items}
+        P = ctx.get("params") or {}
         missing = []
         for f in rule.facts:
             st = fact_status.get(f)
@@ -163,17 +165,24 @@ class Evaluator:
         reason = self.applies(rule, meta, ctx) if not missing else None
         if reason is not None:
             return {**finding, "status": NA, "detail": {"ko": reason, "en": reason}}
+        if not missing and rule.vantage:
+            seen = {s.get("vantage") for s in (ctx.get("network_scan") or {}).get("scans", []) or []
+                    if not s.get("error")}
+            if rule.vantage not in seen:
+                missing.append(f"no network scan from the {rule.vantage!r} vantage "
+                               f"(scanned from: {', '.join(sorted(x for x in seen if x)) or 'nowhere'}); "
+                               f"run `scan --only network --vantage {rule.vantage}` there and `merge` the bundles")
         if missing:
             return {**finding, "status": UNK, "detail": {"ko": "증적 수집 불가 — " + "; ".join(missing),
                                                          "en": "evidence not collected — " + "; ".join(missing)}}
         failed: list[dict[str, str]] = []
         try:
             for m in rule.fail:
-                if truthy(evaluate(m.when, ctx)):
-                    failed.append({"ko": render(m.ko, ctx), "en": render(m.en, ctx)})
-            passed = rule.passes is not None and truthy(evaluate(rule.passes.when, ctx))
-            advice = [{"ko": render(m.ko, ctx), "en": render(m.en, ctx)} for m in rule.advice
-                      if truthy(evaluate(m.when, ctx))]
+                if truthy(evaluate(bind_params(m.when, P), ctx)):
+                    failed.append({"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)})
+            passed = rule.passes is not None and truthy(evaluate(bind_params(rule.passes.when, P), ctx))
+            advice = [{"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in rule.advice
+                      if truthy(evaluate(bind_params(m.when, P), ctx))]
         except ExprError as e:
             return {**finding, "status": UNK, "detail": {"ko": f"규칙 평가 오류: {e}", "en": f"rule error: {e}"}}
         if failed:
@@ -181,13 +190,19 @@ class Evaluator:
             detail = {"ko": "; ".join(x["ko"] for x in failed), "en": "; ".join(x["en"] for x in failed)}
         elif passed and rule.passes is not None:
             status = IMPL
-            detail = {"ko": render(rule.passes.ko, ctx), "en": render(rule.passes.en, ctx)}
+            detail = {"ko": render(rule.passes.ko, ctx, params=P), "en": render(rule.passes.en, ctx, params=P)}
         else:
+            status = UNK
+            explained = None
+            try:
+                explained = next(({"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in rule.unknown
+                                  if truthy(evaluate(bind_params(m.when, P), ctx))), None)
+            except ExprError:
+                pass
             partial = [f"{f}: {fact_status[f].get('reason')}" for f in rule.facts
                        if fact_status.get(f, {}).get("status") == "partial"]
             why = "; ".join(partial) or "the facts do not show the control in place"
-            status = UNK
-            detail = {"ko": f"증적 불충분 — {why}", "en": f"insufficient evidence — {why}"}
+            detail = explained or {"ko": f"증적 불충분 — {why}", "en": f"insufficient evidence — {why}"}
         finding.update(status=status, detail=detail)
         if advice:
             finding["advice"] = advice
@@ -223,6 +238,7 @@ class Evaluator:
                 for h in hosts:
                     ctx = {k: (v.get("data") or {}) for k, v in h.facts.items() if v.get("status") != "not_collected"}
                     ctx.update(host_net_view(h.meta, run_ctx))
+                    ctx.update({k: v for k, v in run_ctx.items() if k in RUN_FACTS})
                     ctx["host"] = h.meta
                     status = dict(h.facts)
                     status.update({k: v for k, v in run_facts.items() if k in RUN_FACTS})
@@ -264,25 +280,39 @@ class Evaluator:
 
 
 def host_net_view(meta: dict[str, Any], run_ctx: dict[str, Any]) -> dict[str, Any]:
-    """What the network probes saw of this host's address, per vantage (for host-scope rules)."""
+    """What the network probes saw of this host's address, per vantage (for host-scope rules).
+
+    ``net.by_vantage`` has an entry only for vantages whose finished scans covered the
+    host's address, so "nothing open from outside" is only ever said after looking.
+    """
     addr = meta.get("address")
+    try:
+        ip = ipaddress.ip_address(addr) if addr else None
+    except ValueError:
+        ip = None
     ports: list[dict[str, Any]] = []
-    vantages: list[str] = []
+    covered: list[str] = []
     for scan in (run_ctx.get("network_scan") or {}).get("scans", []) or []:
-        if scan.get("error"):
+        if scan.get("error") or ip is None:
+            continue
+        try:
+            inside = ip in ipaddress.ip_network(scan.get("cidr") or "", strict=False)
+        except ValueError:
+            inside = False
+        if not inside:
             continue
         v = scan.get("vantage")
-        if v not in vantages:
-            vantages.append(v)
+        if v not in covered:
+            covered.append(v)
         for h in scan.get("hosts", []) or []:
             if h.get("address") == addr:
                 for p in h.get("ports", []) or []:
-                    if p.get("state") == "open":
+                    if p.get("state") in ("open", "open|filtered"):
                         ports.append({**p, "vantage": v})
-    tls = [e for e in (run_ctx.get("tls") or {}).get("endpoints", []) or [] if e.get("host") == addr]
+    tls = [e for e in (run_ctx.get("tls") or {}).get("endpoints", []) or [] if e.get("host") == addr or e.get("ip") == addr]
     web = [s for s in (run_ctx.get("web") or {}).get("sites", []) or [] if s.get("address") == addr]
-    return {"net": {"scanned": bool(vantages), "vantages": vantages, "ports": ports,
-                    "by_vantage": {v: [p for p in ports if p["vantage"] == v] for v in vantages}},
+    return {"net": {"scanned": bool(covered), "vantages": covered, "ports": ports,
+                    "by_vantage": {v: [p for p in ports if p["vantage"] == v] for v in covered}},
             "tls_endpoints": tls, "web_sites": web}
 
 

@@ -4,12 +4,16 @@ Why JMESPath: it reads JSON facts, compares and filters, has no side effects, no
 loops and no access to Python; AWS CLI users already know it. Examples::
 
     session_timeout.idle_timeout_seconds <= params.max_idle_seconds
-    length(listening.sockets[?contains(params.insecure_ports, port)]) > `0`
+    count(listening.sockets[?contains(params.insecure_ports, port)]) > `0`
     !(antivirus.any_running)
     contains(host.roles, 'web')
 
 Missing data evaluates to null, and comparisons with null are null (false):
 a rule therefore only passes when its pass condition holds on real values.
+Use ``count(x)`` rather than ``length(x)``: it gives null for missing data instead
+of an error. Write ``!(a.b)``: in JMESPath ``!a.b`` means ``(!a).b`` (rule files
+using the latter are rejected when loaded). ``params.NAME`` is replaced by the
+parameter's value before evaluation, so it works inside filters too.
 Messages are templates with ``{expression}`` placeholders filled from the same data.
 """
 from __future__ import annotations
@@ -45,6 +49,16 @@ class _Functions(functions.Functions):
     def _func_regex(self, s: Any, pattern: str) -> bool:
         return bool(s is not None and re.search(pattern, s))
 
+    @functions.signature({"types": ["array", "object", "string", "null"]})
+    def _func_count(self, x: Any) -> Any:
+        """Like length(), but null (missing data) stays null, so comparisons on it are neither pass nor fail."""
+        return None if x is None else len(x)
+
+    @functions.signature({"types": ["object", "null"]})
+    def _func_true_keys(self, obj: Any) -> list[str]:
+        """Keys whose value is true: true_keys({"TLS 1.0": true, "TLS 1.2": false}) is ["TLS 1.0"]."""
+        return [k for k, v in (obj or {}).items() if v is True]
+
     @functions.signature({"types": ["string", "number", "null"]}, {"types": ["string", "number", "null"]})
     def _func_version_lt(self, a: Any, b: Any) -> Any:
         """Dotted version comparison: version_lt('1.1', '1.2') is true; null when either is null."""
@@ -68,6 +82,21 @@ def compile_expr(expr: str) -> Any:
         raise ExprError(f"invalid JMESPath expression {expr!r}: {e}") from None
 
 
+_PARAM = re.compile(r"(?<![\w.])params\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def bind_params(expr: str, params: dict[str, Any]) -> str:
+    """Replace ``params.NAME`` by its JSON literal, so parameters work inside filters and projections
+    (where JMESPath's current node is the element, not the root)."""
+
+    def lit(m: re.Match[str]) -> str:
+        if m.group(1) not in params:
+            return m.group(0)
+        return "`" + json.dumps(params[m.group(1)], ensure_ascii=False).replace("`", "\\`") + "`"
+
+    return _PARAM.sub(lit, expr)
+
+
 def evaluate(expr: str, data: Any) -> Any:
     try:
         return compile_expr(expr).search(data, options=_OPTIONS)
@@ -85,12 +114,13 @@ def truthy(v: Any) -> bool:
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 
-def render(template: str, data: Any, none: str = "-") -> str:
+def render(template: str, data: Any, none: str = "-", params: Any = None) -> str:
     """Fill ``{expr}`` placeholders; lists are joined with ", "; errors show as ⟨?expr⟩ rather than raising."""
 
     def one(m: re.Match[str]) -> str:
         try:
-            v = evaluate(m.group(1).strip(), data)
+            expr = m.group(1).strip()
+            v = evaluate(bind_params(expr, params) if params else expr, data)
         except ExprError:
             return f"⟨?{m.group(1)}⟩"
         return fmt(v, none)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -17,7 +18,7 @@ from .expr import ExprError, compile_expr
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUSES = ("implemented", "partial", "not_implemented", "not_applicable", "unknown")
 RULE_KEYS = {"id", "items", "title", "criterion", "level", "scope", "facts", "params", "guide_limits", "applies",
-             "fail", "pass", "advice", "remediation", "vantage"}
+             "fail", "pass", "advice", "unknown", "remediation", "vantage"}
 
 
 @dataclass
@@ -41,9 +42,11 @@ class Rule:
     guide_limits: dict[str, dict[str, Any]]
     applies: dict[str, Any]
     fail: list[Message]
-    passes: Optional[Message]
+    passes: Optional[Message]  # the only way to "implemented"
     advice: list[Message]
+    unknown: list[Message]
     remediation: dict[str, str]
+    vantage: Optional[str]  # network facts must come from this vantage, else the rule is unknown
     source: str  # file:line
     profile: str
 
@@ -78,8 +81,15 @@ def _text(n: Node) -> dict[str, str]:
     return {"ko": n.get("ko").req_str(), "en": n.get("en").req_str()}
 
 
+_BANG_PATH = re.compile(r"!\s*[A-Za-z_][\w]*(\s*\[[^\]]*\])?\s*\.")
+
+
 def _expr(n: Node) -> str:
     s = n.req_str()
+    m = _BANG_PATH.search(s)
+    if m:
+        raise n.error(f"write !(a.b) with parentheses: in JMESPath {m.group(0)}… negates only the first name "
+                      "(!a.b means (!a).b)")
     try:
         compile_expr(s)
     except ExprError as e:
@@ -133,7 +143,9 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
             fail=[_msg(m) for m in rn.get("fail").seq()],
             passes=_msg(rn.get("pass")),
             advice=[_msg(m) for m in rn.get("advice").seq()],
+            unknown=[_msg(m) for m in rn.get("unknown").seq()],
             remediation=_text(rn.get("remediation")) if rn.has("remediation") else {"ko": "", "en": ""},
+            vantage=rn.get("vantage").str(),
             source=f"{path}:{rn.line}",
             profile=profile,
         )
