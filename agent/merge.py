@@ -86,7 +86,7 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
         rec.pop("_finished", None)
         writer.write_json(f"facts/{safe_component(name)}.json", rec)
         hosts_in.append(HostInput(meta=rec["host"], collected=rec["collected"], error=rec["error"],
-                                  facts=rec.get("facts") or {}, evidence=evidence))
+                                  facts=rec.get("facts") or {}, evidence=evidence, session=rec.get("transport")))
 
     # Network facts: united, each scan/endpoint keeps its vantage and time.
     scans: list[dict[str, Any]] = []
@@ -108,14 +108,14 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
             elif probe == "tls":
                 endpoints += [{**e, "vantage": e.get("vantage") or vantage} for e in data.get("endpoints", [])]
             elif probe == "web":
-                sites += [{**s, "vantage": s.get("vantage") or vantage} for s in data.get("sites", [])]
+                sites += [{**s, "vantage": s.get("vantage") or vantage} for s in data.get("urls", [])]
             if fact.get("status") != "not_collected" or probe not in status:
                 status[probe] = fact.get("status", "not_collected")
             run_evidence.setdefault(probe, []).extend(
                 writer.copy_evidence(src, f, "network", idx.get(f, {})) for f in (net.get("evidence") or {}).get(probe, []))
     run_facts: dict[str, dict[str, Any]] = {}
     for probe, data in (("network_scan", {"scans": scans}), ("tls", {"endpoints": endpoints}),
-                        ("web", {"sites": sites})):
+                        ("web", {"urls": sites})):
         if probe in status:
             run_facts[probe] = {"probe": probe, "status": status[probe], "reason": None, "data": data}
     if run_facts:

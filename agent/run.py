@@ -79,7 +79,9 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     if host.transport == "local":
         transport = LocalTransport(become=host.become)
     else:
-        transport = SshTransport(host.address, replace(host.ssh, become=host.become))
+        # the connection phase, too, stays inside the host's overall deadline
+        transport = SshTransport(host.address, replace(host.ssh, become=host.become, connect_timeout=min(
+            host.ssh.connect_timeout, inv.timeouts.host)))
     record: dict[str, Any] = {"host": meta, "collected": False, "error": None, "transport": {"kind": host.transport}}
     facts: dict[str, dict[str, Any]] = {}
     evidence: dict[str, list[str]] = {}
@@ -130,9 +132,10 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     record["duration_seconds"] = round(time.monotonic() - started, 3)
     record["facts"] = facts
     record["evidence"] = evidence
-    writer.write_json(f"facts/{safe_component(host.name)}.json", record)
-    return HostInput(meta=meta, collected=record["collected"], error=record["error"], facts=facts,
-                     evidence=evidence)
+    rel = writer.write_json(f"facts/{safe_component(host.name)}.json", record)
+    # facts are not kept: the evaluator reads them back one host at a time (memory flat in the fleet size)
+    return HostInput(meta=meta, collected=record["collected"], error=record["error"], facts=None,
+                     evidence=evidence, session=record["transport"], facts_file=writer.path(rel))
 
 
 def _transport_line(t: dict[str, Any]) -> str:
@@ -173,15 +176,19 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
         keep("network_scan", fact)
     endpoints = [{"host": t.host, "port": t.port, "server_name": t.server_name, "name": t.name,
                   "external_institution": t.external_institution} for t in inv.tls]
-    if "tls" in opts.only and (endpoints or "network_scan" in facts):
+    scanned = facts.get("network_scan", {}).get("status") in ("collected", "partial")
+    if "tls" in opts.only and (endpoints or scanned):
         try:
             from probes.net import tls
-            if "network_scan" in facts:
+            if scanned:
                 seen = {(e["host"], e["port"]) for e in endpoints}
-                for e in tls.tls_ports_from_scan(facts["network_scan"]):
+                for e in tls.tls_ports_from_scan(facts["network_scan"]["data"]):
                     if (e["host"], e["port"]) not in seen:
                         endpoints.append(e)
-            if endpoints:
+            if not endpoints:
+                keep("tls", Fact("tls", FactStatus.COLLECTED, {"endpoints": []}, source="sslyze",
+                                 reason="no TLS endpoint declared in the inventory or found open by the scan"))
+            else:
                 _progress(opts, f"tls: assessing {len(endpoints)} endpoint(s)")
                 fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(**inv.tls_options),
                                       time.monotonic() + 600)
@@ -194,21 +201,49 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
                 keep("tls", fact)
         except Exception as e:
             keep("tls", not_collected("tls", f"TLS assessment failed: {describe_error(e)}"))
-    if "web" in opts.only and (inv.urls or "network_scan" in facts):
+    if "web" in opts.only and (inv.urls or scanned):
         try:
             from probes.net import web
             urls = list(inv.urls)
-            if hasattr(web, "urls_from_scan") and "network_scan" in facts:
-                urls += [u for u in web.urls_from_scan(facts["network_scan"], inv) if u not in urls]
-            if urls:
+            if scanned:
+                urls += [u for u in web_urls_from_scan(facts["network_scan"]) if u not in urls]
+            if not urls:
+                keep("web", Fact("web", FactStatus.COLLECTED, {"urls": []}, source="http",
+                                 reason="no web URL declared in the inventory or web port found open by the scan"))
+            else:
                 _progress(opts, f"web: checking {len(urls)} URL(s)")
-                keep("web", web.check_web(urls, inv.scope, web.WebOptions(), time.monotonic() + 300))
+                fact = web.check_web(urls, inv.scope, web.WebOptions(), time.monotonic() + 600)
+                for u in fact.data.get("urls", []):
+                    u["vantage"] = opts.vantage
+                keep("web", fact)
         except Exception as e:
             keep("web", not_collected("web", f"web checks failed: {describe_error(e)}"))
     if facts:
         writer.write_json("facts/_network.json", {"vantage": opts.vantage, "scope": inv.scope.to_json(),
                                                   "facts": facts, "evidence": evidence})
     return facts, evidence
+
+
+WEB_PORTS = {80: "http", 443: "https", 8000: "http", 8008: "http", 8080: "http", 8443: "https", 8888: "http"}
+
+
+def web_urls_from_scan(network_scan: dict[str, Any]) -> list[str]:
+    """Open ports that nmap saw speaking HTTP (or that sit on a usual web port) as URLs to check."""
+    urls = []
+    for scan in (network_scan.get("data") or {}).get("scans", []) or []:
+        for h in scan.get("hosts", []) or []:
+            for p in h.get("ports", []) or []:
+                if p.get("proto") != "tcp" or p.get("state") != "open":
+                    continue
+                svc = (p.get("service") or "").lower()
+                tls = p.get("tunnel") == "ssl" or svc in ("https", "ssl/http", "https-alt")
+                if "http" in svc or p["port"] in WEB_PORTS:
+                    if p.get("method") == "table" and p["port"] not in WEB_PORTS:
+                        continue
+                    scheme = "https" if tls or (WEB_PORTS.get(p["port"]) == "https" and svc != "http") else "http"
+                    host = h["address"] if ":" not in h["address"] else f"[{h['address']}]"
+                    urls.append(f"{scheme}://{host}:{p['port']}/")
+    return sorted(set(urls))
 
 
 def _progress(opts: ScanOptions, msg: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -50,8 +51,19 @@ class HostInput:
     meta: dict[str, Any]
     collected: bool
     error: Optional[str]
-    facts: dict[str, dict[str, Any]]  # probe -> Fact.to_json()
+    facts: Optional[dict[str, dict[str, Any]]]  # probe -> Fact.to_json(); None: read from facts_file when judged
     evidence: dict[str, list[str]]  # probe -> evidence files
+    session: Optional[dict[str, Any]] = None  # how the host was reached (transport info), rules see it as `session`
+    facts_file: Optional[str] = None  # facts/<host>.json of the bundle, when facts are not kept in memory
+
+    def load_facts(self) -> dict[str, dict[str, Any]]:
+        """The facts; on large fleets the collector drops them from memory and they are read back here."""
+        if self.facts is not None:
+            return self.facts
+        if not self.facts_file:
+            return {}
+        with open(self.facts_file, encoding="utf-8") as f:
+            return json.load(f).get("facts") or {}
 
 
 def parse_waivers(waivers: list[dict[str, Any]], rule_ids: set[str], today: dt.date) -> list[dict[str, Any]]:
@@ -124,8 +136,13 @@ class Evaluator:
         return out
 
     # -- applicability --------------------------------------------------------------------------
-    def applies(self, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any]) -> Optional[str]:
-        """None when the rule applies, else the reason it does not."""
+    def applies(self, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any], static_only: bool = False) -> Optional[str]:
+        """None when the rule applies, else the reason it does not.
+
+        The inventory-declared parts (roles, zones, transports) are checked before facts are
+        required, so a rule for web servers is "not applicable" on a database host even when a
+        fact is missing; conditions on facts (OS family, ``when``) only once the facts are there.
+        """
         a = rule.applies
         roles = set(meta.get("roles") or [])
         if a.get("roles") and not roles & set(a["roles"]):
@@ -136,6 +153,8 @@ class Evaluator:
             return f"applies to zones {', '.join(a['zones'])} only"
         if a.get("transports") and meta.get("transport") not in a["transports"]:
             return f"applies to transports {', '.join(a['transports'])} only"
+        if static_only:
+            return None
         if a.get("os_families"):
             fam = ((ctx.get("os") or {}).get("family")) or ((ctx.get("identity") or {}).get("os") or {}).get("id")
             if fam is None:
@@ -158,11 +177,14 @@ class Evaluator:
         missing = []
         for f in rule.facts:
             st = fact_status.get(f)
-            if st is None:
+            if st is None and f == "network_scan" and rule.vantage:
+                missing.append(f"no network scan from the {rule.vantage!r} vantage in this run; run "
+                               f"`scan --only network --vantage {rule.vantage}` there and `merge` the bundles")
+            elif st is None:
                 missing.append(f"{f}: not collected (no such fact in this run)")
             elif st.get("status") == "not_collected":
                 missing.append(f"{f}: {st.get('reason') or 'not collected'}")
-        reason = self.applies(rule, meta, ctx) if not missing else None
+        reason = self.applies(rule, meta, ctx, static_only=bool(missing))
         if reason is not None:
             return {**finding, "status": NA, "detail": {"ko": reason, "en": reason}}
         if not missing and rule.vantage:
@@ -227,37 +249,56 @@ class Evaluator:
         per_item: dict[str, dict[str, dict[str, Any]]] = {}
         net_meta = {"name": NETWORK_HOST, "roles": [], "zone": None, "transport": "network"}
         run_ctx = {k: (v.get("data") or {}) for k, v in run_facts.items() if v.get("status") != "not_collected"}
-        for rule in self.profile.rules:
-            subjects: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool, Optional[str], list[str]]] = []
+        rules = list(self.profile.rules)
+        # Host rules are judged one host at a time (its facts read once, then dropped: memory stays flat on
+        # large fleets); results keep the order of a rule-by-rule pass: records are laid out first in that
+        # order, and deviations are sorted back into it at the end.
+        for rule in rules:
+            names = [NETWORK_HOST] if rule.scope == "run" else [h.meta["name"] for h in hosts]
+            for item in rule.items:
+                slot = per_item.setdefault(item, {})
+                for n in names:
+                    slot.setdefault(n, {"name": n, "findings": [], "evidence": []})
+        dev_at: dict[int, tuple[int, int]] = {}
+
+        def judge(ri: int, si: int, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any],
+                  fstatus: dict[str, Any], collected: bool, error: Optional[str], ev: list[str]) -> None:
+            before = len(self.deviations)
+            ctx["params"] = self.params(rule, meta)
+            for d in self.deviations[before:]:
+                dev_at[id(d)] = (ri, si)
+            if not collected:
+                f = {"rule": rule.id, "level": rule.level, "items": rule.items, "status": UNK,
+                     "detail": {"ko": f"호스트 수집 실패: {error}", "en": f"host not collected: {error}"}}
+            else:
+                f = self.evaluate_rule(rule, meta, ctx, fstatus)
+            f["evidence"] = sorted(set(ev))
+            f["params"] = {k: ctx["params"][k] for k in rule.params}
+            for item in rule.items:
+                hrec = per_item[item][meta["name"]]
+                hrec["findings"].append(f)
+                hrec["evidence"] = sorted(set(hrec["evidence"]) | set(f["evidence"]))
+
+        for ri, rule in enumerate(rules):
             if rule.scope == "run":
                 ctx = dict(run_ctx)
                 ctx["inventory"] = {"hosts": [h.meta for h in hosts]}
                 ev = [e for f in rule.facts for e in run_evidence.get(f, [])]
-                subjects.append((net_meta, ctx, run_facts, True, None, ev))
-            else:
-                for h in hosts:
-                    ctx = {k: (v.get("data") or {}) for k, v in h.facts.items() if v.get("status") != "not_collected"}
-                    ctx.update(host_net_view(h.meta, run_ctx))
-                    ctx.update({k: v for k, v in run_ctx.items() if k in RUN_FACTS})
-                    ctx["host"] = h.meta
-                    status = dict(h.facts)
-                    status.update({k: v for k, v in run_facts.items() if k in RUN_FACTS})
+                judge(ri, -1, rule, net_meta, ctx, run_facts, True, None, ev)
+        for si, h in enumerate(hosts):
+            facts = h.load_facts()
+            base = {k: (v.get("data") or {}) for k, v in facts.items() if v.get("status") != "not_collected"}
+            base.update(host_net_view(h.meta, run_ctx))
+            base.update({k: v for k, v in run_ctx.items() if k in RUN_FACTS})
+            base["host"] = h.meta
+            base["session"] = h.session or {}
+            status = dict(facts)
+            status.update({k: v for k, v in run_facts.items() if k in RUN_FACTS})
+            for ri, rule in enumerate(rules):
+                if rule.scope != "run":
                     ev = [e for f in rule.facts for e in (h.evidence.get(f, []) + run_evidence.get(f, []))]
-                    subjects.append((h.meta, ctx, status, h.collected, h.error, ev))
-            for meta, ctx, fstatus, collected, error, ev in subjects:
-                ctx["params"] = self.params(rule, meta)
-                if not collected:
-                    f = {"rule": rule.id, "level": rule.level, "items": rule.items, "status": UNK,
-                         "detail": {"ko": f"호스트 수집 실패: {error}", "en": f"host not collected: {error}"}}
-                else:
-                    f = self.evaluate_rule(rule, meta, ctx, fstatus)
-                f["evidence"] = sorted(set(ev))
-                f["params"] = {k: ctx["params"][k] for k in rule.params}
-                for item in rule.items:
-                    hrec = per_item.setdefault(item, {}).setdefault(meta["name"], {"name": meta["name"],
-                                                                                   "findings": [], "evidence": []})
-                    hrec["findings"].append(f)
-                    hrec["evidence"] = sorted(set(hrec["evidence"]) | set(f["evidence"]))
+                    judge(ri, si, rule, h.meta, dict(base), status, h.collected, h.error, ev)
+        self.deviations.sort(key=lambda d: dev_at.get(id(d), (-1, -1)))
         controls = []
         for c in self.profile.catalog.controls:
             cid = str(c["id"])
@@ -310,7 +351,7 @@ def host_net_view(meta: dict[str, Any], run_ctx: dict[str, Any]) -> dict[str, An
                     if p.get("state") in ("open", "open|filtered"):
                         ports.append({**p, "vantage": v})
     tls = [e for e in (run_ctx.get("tls") or {}).get("endpoints", []) or [] if e.get("host") == addr or e.get("ip") == addr]
-    web = [s for s in (run_ctx.get("web") or {}).get("sites", []) or [] if s.get("address") == addr]
+    web = [u for u in (run_ctx.get("web") or {}).get("urls", []) or [] if u.get("ip") == addr]
     return {"net": {"scanned": bool(covered), "vantages": covered, "ports": ports,
                     "by_vantage": {v: [p for p in ports if p["vantage"] == v] for v in covered}},
             "tls_endpoints": tls, "web_sites": web}

@@ -54,6 +54,11 @@ class _Functions(functions.Functions):
         """Like length(), but null (missing data) stays null, so comparisons on it are neither pass nor fail."""
         return None if x is None else len(x)
 
+    @functions.signature({"types": ["object", "null"]}, {"types": ["array", "null"]})
+    def _func_pick(self, obj: Any, keys: Any) -> list[Any]:
+        """Values of ``obj`` at each of ``keys`` that exist: pick({web: [80], db: [3306]}, ['web']) is [[80]]."""
+        return [obj[k] for k in (keys or []) if isinstance(k, str) and k in (obj or {})]
+
     @functions.signature({"types": ["object", "null"]})
     def _func_true_keys(self, obj: Any) -> list[str]:
         """Keys whose value is true: true_keys({"TLS 1.0": true, "TLS 1.2": false}) is ["TLS 1.0"]."""
