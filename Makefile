@@ -8,13 +8,12 @@ STAMP := $(VENV)/.installed
 BUNDLES ?= bundles
 RUN_ARGS ?=
 
-.PHONY: run test bench lint fmt setup system-deps-run system-deps-test clean
+.PHONY: run test bench lint fmt setup system-deps-run system-deps-test system-deps-bench clean
 
 $(STAMP): requirements.txt requirements-test.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-test.txt
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . \
-	  || $(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	@$(PY) -c "import importlib.metadata as m; v=m.version('sslyze'); assert v.startswith('6.3'), 'sslyze resolved to '+v; print('sslyze', v, 'cryptography', m.version('cryptography'), 'paramiko', m.version('paramiko'))"
 	touch $(STAMP)
 
@@ -35,7 +34,10 @@ run: system-deps-run $(STAMP)
 test: system-deps-test $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: system-deps-test $(STAMP)
+system-deps-bench:
+	@sh scripts/system-deps.sh bench
+
+bench: system-deps-bench $(STAMP)
 	$(PY) benchmarks/net_bench.py
 	$(PY) benchmarks/fleet.py
 

@@ -104,7 +104,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from collectors.verify import verify_bundle
+    from collectors.verify import verify_path
 
     pub = None
     if a.pubkey:
@@ -114,7 +114,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
         except OSError as e:
             _err(f"cannot read --pubkey {a.pubkey}: {e.strerror}")
             return EXIT_INVALID
-    v = verify_bundle(a.bundle, pub, a.max_age_days)
+    v = verify_path(a.bundle, pub, a.max_age_days)  # a folder or a .zip of one
     for w in v.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if not v.valid:
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="check a bundle's signature and every file's hash, offline",
                        description="Verify a bundle: signatures over manifest.json and SHA256SUMS, each file's "
                                    "hash, and that no file was added or removed.")
-    v.add_argument("bundle")
+    v.add_argument("bundle", help="bundle folder, or a .zip made by `pack`")
     v.add_argument("--pubkey", help="trusted public key (.pub or allowed_signers line); without it the key "
                                     "recorded in the bundle is used and a warning is printed")
     v.add_argument("--max-age-days", type=float, default=None,
@@ -213,10 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--lang", choices=("ko", "en"), default="ko")
     m.set_defaults(func=cmd_merge)
 
+    from .cli_report import add_parsers as add_bundle_commands
+
+    add_bundle_commands(sub, DEFAULT_KEY)  # report, diff, pack, attach: they work on an existing bundle
+
     k = sub.add_parser("keygen", help="create an Ed25519 signing key pair (OpenSSH format)")
     k.add_argument("--out", required=True, help="private key path; the public key is written to OUT.pub")
     k.add_argument("--force", action="store_true", help="overwrite an existing key")
     k.set_defaults(func=cmd_keygen)
+    from . import fleet_cli; fleet_cli.register(sub)  # noqa: E702 (run, history, schedule)
     return p
 
 

@@ -186,7 +186,8 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         except ScopeError as e:
             raise hn.get("address").error(str(e)) from None
         ssh = _ssh(hn.get("ssh"), base_ssh) if hn.has("ssh") else replace(base_ssh)
-        ssh.connect_timeout = ssh.connect_timeout or timeouts.connect
+        if not (defaults.get("ssh").has("connect_timeout") or hn.get("ssh").has("connect_timeout")):
+            ssh.connect_timeout = timeouts.connect  # timeouts.connect applies unless ssh.connect_timeout says otherwise
         ssh.key_file = _expand(ssh.key_file, inv_dir)
         ssh.known_hosts = _expand(ssh.known_hosts, inv_dir) or ssh.known_hosts
         declared = hn.get("declare").value if hn.has("declare") else {}

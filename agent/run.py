@@ -33,6 +33,7 @@ from . import __version__
 from .inventory import Host, Inventory
 
 FAMILIES = ("host", "network", "tls", "web")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_SCHEMA = "evidence-agent/results/v1"
 
 
@@ -325,6 +326,11 @@ def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInpu
         "deviations": evaluated["deviations"],
         "waivers": evaluated["waivers"],
         "summary": summarize(evaluated["controls"]),
+        "rules": {r.id: {"items": r.items, "title": r.title, "criterion": r.criterion, "level": r.level,
+                         "scope": r.scope, "facts": r.facts, "params": r.params, "guide_limits": r.guide_limits,
+                         "remediation": r.remediation, "source": os.path.relpath(r.source, ROOT)
+                         if r.source.startswith(ROOT) else r.source}
+                  for r in evaluator.profile.rules},
         "evidence_index": sorted(writer.evidence_index, key=lambda e: e["file"]),
     }
     writer.write_json("results.json", results)

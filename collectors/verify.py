@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any, Optional
 
 from . import signing
 from .bundle import CONTROL_FILES, PREDICATE_TYPE, STATEMENT_TYPE, file_list, sha256_file
@@ -115,5 +115,45 @@ def verify_bundle(root: str, pubkey_text: Optional[str] = None, max_age_days: Op
             v.warnings.append("run.finished is not a valid time")
     if max_age_days is not None and v.age_days is not None and v.age_days > max_age_days:
         v.stale = True
+    _check_revisions(root, manifest.get("predicate") or {}, v)
     v.valid = not v.problems
     return v
+
+
+def _check_revisions(root: str, pred: dict[str, Any], v: Verdict) -> None:
+    """Earlier revisions kept under revisions/<n>/ (see collectors.attach) must still verify and match the record."""
+    for r in pred.get("revisions") or []:
+        n = r.get("revision") if isinstance(r, dict) else None
+        mb, sig = _read(root, f"revisions/{n}/manifest.json"), _read(root, f"revisions/{n}/manifest.json.sig")
+        if mb is None or sig is None:
+            v.problems.append(f"revisions/{n}: manifest.json or its signature missing")
+            continue
+        try:
+            fp = signing.fingerprint(signing.verify(mb, sig.decode("ascii", "replace")))
+        except signing.SignatureError as e:
+            v.problems.append(f"revisions/{n}/manifest.json.sig: {e}")
+            continue
+        if r.get("fingerprint") and fp != r["fingerprint"]:
+            v.problems.append(f"revisions/{n}: signed by {fp}, the revision record says {r['fingerprint']}")
+        if r.get("manifest_sha256") and hashlib.sha256(mb).hexdigest() != r["manifest_sha256"]:
+            v.problems.append(f"revisions/{n}/manifest.json: does not match the revision record")
+
+
+def verify_path(path: str, pubkey_text: Optional[str] = None, max_age_days: Optional[float] = None) -> Verdict:
+    """A bundle folder, or a .zip of one (extracted safely into a temporary folder, then removed)."""
+    if os.path.isfile(path):
+        import shutil
+        import tempfile
+
+        from .archive import ArchiveError, safe_extract
+
+        tmp = tempfile.mkdtemp(prefix="evidence-agent-verify-")
+        try:
+            try:
+                root = safe_extract(path, tmp)
+            except (ArchiveError, OSError) as e:
+                return Verdict(valid=False, problems=[str(e)])
+            return verify_bundle(root, pubkey_text, max_age_days)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return verify_bundle(path, pubkey_text, max_age_days)

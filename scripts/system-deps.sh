@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages evidence-agent needs, only when missing, only as root.
-# Usage: scripts/system-deps.sh run|test
+# Usage: scripts/system-deps.sh run|test|bench
 # Each entry is "command:package"; a command already on PATH means nothing to install.
 set -eu
 case "${1:-run}" in
   run)  want="nmap:nmap ssh-keygen:openssh-client" ;;
-  test) want="nmap:nmap ssh-keygen:openssh-client sshd:openssh-server openssl:openssl nginx:nginx-light unshare:util-linux ip:iproute2 chromium:chromium fc-list:fontconfig" ;;
-  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+  test) want="nmap:nmap ssh-keygen:openssh-client sshd:openssh-server openssl:openssl nginx:nginx-light unshare:util-linux ip:iproute2 chromium:chromium fc-list:fontconfig sudo:sudo iptables-restore:iptables nsenter:util-linux flock:util-linux systemd-analyze:systemd busybox:busybox nft:nftables" ;;
+  bench) want="nmap:nmap ssh-keygen:openssh-client sshd:openssh-server openssl:openssl nginx:nginx-light unshare:util-linux ip:iproute2 testssl:testssl.sh" ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 missing=""
 for pair in $want; do

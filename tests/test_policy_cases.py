@@ -36,7 +36,8 @@ def evaluate(rule_id: str, case: dict[str, Any]) -> dict[str, Any]:
     run_facts = {k: {"status": v.get("status", "collected"), "reason": v.get("reason"), "data": v.get("data", {})}
                  for k, v in (case.get("run_facts") or {}).items()}
     ev = Evaluator(profile, {"params": case.get("params") or {}}, case.get("waivers") or [])
-    res = ev.run([HostInput(meta, case.get("collected", True), case.get("error"), facts, {})], run_facts, {})
+    res = ev.run([HostInput(meta, case.get("collected", True), case.get("error"), facts, {}, case.get("session"))],
+                 run_facts, {})
     item = next(c for c in res["controls"] if c["id"] == rule.items[0])
     host = item["hosts"][0]
     finding = next(f for f in host["findings"] if f["rule"] == rule_id)

@@ -1,0 +1,253 @@
+"""Sub-commands that work on an existing bundle: ``report``, ``diff``, ``pack``, ``attach``.
+
+Kept apart from :mod:`agent.cli` (which registers them) so the scan/verify
+entry point stays small. None of them touches a host. Exit codes are those of
+:mod:`agent.cli`: 0 done, 1 invalid input (not a bundle, a bundle that does
+not verify, a bad option value), 4 output problem (cannot write, key unreadable).
+
+Where rendered reports go: OUTSIDE the signed set. The default ``--out`` is
+``<bundle>.report.<ext>`` beside the bundle folder, and a path inside the bundle
+is refused — a file added to the bundle would make ``verify`` fail, and a report
+is a view of the evidence, not evidence.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Optional
+
+EXIT_OK, EXIT_INVALID, EXIT_OUTPUT = 0, 1, 4
+EXTENSIONS = {"html": "report.html", "xlsx": "report.xlsx", "md": "report.md", "json": "report.json"}
+
+
+def _err(msg: str) -> None:
+    print(f"evidence-agent: {msg}", file=sys.stderr)
+
+
+def _read_pub(path: Optional[str]) -> tuple[Optional[str], bool]:
+    if not path:
+        return None, True
+    try:
+        with open(path) as f:
+            return f.read(), True
+    except OSError as e:
+        _err(f"cannot read --pubkey {path}: {e.strerror}")
+        return None, False
+
+
+def _is_bundle(path: str) -> bool:
+    if not os.path.isfile(os.path.join(path, "results.json")):
+        _err(f"{path}: not a bundle folder (no results.json)")
+        return False
+    return True
+
+
+def _inside(path: str, folder: str) -> bool:
+    p, f = os.path.realpath(path), os.path.realpath(folder)
+    return p == f or p.startswith(f.rstrip(os.sep) + os.sep)
+
+
+def default_report_path(bundle: str, fmt: str) -> str:
+    root = os.path.abspath(bundle).rstrip(os.sep)
+    return os.path.join(os.path.dirname(root), f"{os.path.basename(root)}.{EXTENSIONS[fmt]}")
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from output.diff import diff_bundles
+    from output.report_model import build_model
+
+    if not _is_bundle(a.bundle) or (a.baseline and not _is_bundle(a.baseline)):
+        return EXIT_INVALID
+    pub, ok = _read_pub(a.pubkey)
+    if not ok:
+        return EXIT_INVALID
+    out = a.out or default_report_path(a.bundle, a.format)
+    if out == "-" and a.format == "xlsx":
+        _err("--out -: a workbook cannot go to standard output; give a file")
+        return EXIT_INVALID
+    if out != "-" and _inside(out, a.bundle):
+        _err(f"{out}: inside the signed bundle; rendered reports go outside it (verify would report an added file)")
+        return EXIT_OUTPUT
+    model = build_model(a.bundle, lang=a.lang, policy_dirs=a.policy_dir, pubkey=pub)
+    v = model.cover.verification
+    if not v.get("valid"):
+        for p in v.get("problems") or []:
+            _err(f"  - {p}")
+        if not a.allow_invalid:
+            _err(f"{a.bundle}: the bundle does not verify; not rendering it (--allow-invalid renders it with a "
+                 "warning banner)")
+            return EXIT_INVALID
+    if a.baseline:
+        model.changes = diff_bundles(a.baseline, a.bundle)
+    text: Any
+    if a.format == "html":
+        from output.html import render_html
+
+        text = render_html(model, None if out == "-" else out)
+    elif a.format == "md":
+        from output.markdown import render_markdown
+
+        text = render_markdown(model)
+    elif a.format == "json":
+        text = json.dumps(model.to_json(), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = None
+    try:
+        if out == "-":
+            sys.stdout.write(text)
+            return EXIT_OK
+        if a.format == "xlsx":
+            from output.xlsx import write_xlsx
+
+            write_xlsx(model, out)
+        else:
+            with open(out, "w", encoding="utf-8") as f:
+                f.write(text)
+    except OSError as e:
+        _err(f"cannot write {out}: {e.strerror}")
+        return EXIT_OUTPUT
+    print(out)
+    return EXIT_OK
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from collectors.verify import verify_bundle
+    from output.diff import diff_bundles, render_text
+
+    if not _is_bundle(a.old) or not _is_bundle(a.new):
+        return EXIT_INVALID
+    for b in (a.old, a.new):
+        if not verify_bundle(b).valid:
+            _err(f"warning: {b} does not verify; its contents may have been changed")
+    d = diff_bundles(a.old, a.new)
+    print(json.dumps(d, ensure_ascii=False, indent=2) if a.format == "json" else render_text(d, a.lang))
+    return EXIT_OK
+
+
+def cmd_pack(a: argparse.Namespace) -> int:
+    from collectors.archive import ArchiveError, default_zip_path, pack
+    from collectors.verify import verify_bundle
+
+    if not _is_bundle(a.bundle):
+        return EXIT_INVALID
+    pub, ok = _read_pub(a.pubkey)
+    if not ok:
+        return EXIT_INVALID
+    v = verify_bundle(a.bundle, pub)
+    if not v.valid:
+        _err(f"{a.bundle}: the bundle does not verify; not packing it")
+        for p in v.problems:
+            _err(f"  - {p}")
+        return EXIT_INVALID
+    out = default_zip_path(a.bundle, a.out)
+    if os.path.exists(out):
+        _err(f"{out} exists; give another --out")
+        return EXIT_OUTPUT
+    if _inside(out, a.bundle):
+        _err(f"{out}: inside the bundle; write the zip elsewhere")
+        return EXIT_OUTPUT
+    try:
+        n = pack(a.bundle, out)
+    except (ArchiveError, OSError) as e:
+        _err(f"cannot write {out}: {e}")
+        return EXIT_OUTPUT
+    print(f"{out} ({n} files)")
+    return EXIT_OK
+
+
+def cmd_attach(a: argparse.Namespace) -> int:
+    from collectors import signing
+    from collectors.attach import AttachError, attach
+
+    if not _is_bundle(a.bundle):
+        return EXIT_INVALID
+    pub, ok = _read_pub(a.pubkey)
+    if not ok:
+        return EXIT_INVALID
+    try:
+        key = signing.load_private(a.key)
+    except signing.SignatureError as e:
+        _err(str(e))
+        return EXIT_OUTPUT
+    try:
+        rec = attach(a.bundle, a.item, a.files, key, status=a.status, reason=a.reason, by=a.by, note=a.note,
+                     pubkey=pub)
+    except AttachError as e:
+        _err(str(e))
+        return EXIT_INVALID
+    except OSError as e:
+        _err(f"cannot update {a.bundle}: {e}")
+        return EXIT_OUTPUT
+    for f in rec["files"]:
+        print(f)
+    print(f"revision {rec['revision']} sealed ({rec['record']['reason']})")
+    return EXIT_OK
+
+
+def add_parsers(sub: Any, default_key: str) -> None:
+    r = sub.add_parser("report", help="render a bundle as HTML, XLSX, Markdown or JSON (no rescan)",
+                       description="Render the guide's result form (점검기준 A … 향후 이행계획 E) from a bundle. "
+                                   "The bundle is verified first. The report is written beside the bundle, "
+                                   "never inside it.")
+    r.add_argument("bundle")
+    r.add_argument("--format", "-f", choices=tuple(EXTENSIONS), default="html")
+    r.add_argument("--lang", choices=("ko", "en"), default="ko", help="labels language (default: ko)")
+    r.add_argument("--out", "-o", help="file to write (default: BUNDLE.report.<ext> beside the bundle; '-' for "
+                                       "standard output)")
+    r.add_argument("--baseline", metavar="OLD_BUNDLE", help="add a 'changes since' section against an older bundle")
+    r.add_argument("--pubkey", help="verify against this public key")
+    r.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (as for scan)")
+    r.add_argument("--allow-invalid", action="store_true",
+                   help="render a bundle that does not verify (a warning banner says so)")
+    r.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("diff", help="compare two bundles: statuses, findings, hosts, ports, certificates")
+    d.add_argument("old")
+    d.add_argument("new")
+    d.add_argument("--format", "-f", choices=("text", "json"), default="text")
+    d.add_argument("--lang", choices=("ko", "en"), default="ko")
+    d.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("pack", help="put a verified bundle into one .zip (UTF-8 file names)")
+    p.add_argument("bundle")
+    p.add_argument("--out", "-o", help="zip to create (default: BUNDLE.zip beside the bundle)")
+    p.add_argument("--pubkey", help="verify against this public key before packing")
+    p.set_defaults(func=cmd_pack)
+
+    t = sub.add_parser("attach", help="attach documents to a manual item, declare its status, re-sign",
+                       description="Copy documents into evidence/ as 자료<ITEM>-<n>_manual_<name>, optionally record "
+                                   "a person's declared status for that item, keep the previous manifest under "
+                                   "revisions/<n>/ and sign the bundle as revision n+1.")
+    t.add_argument("bundle")
+    t.add_argument("--item", required=True, help="detailed item, e.g. 1.1.1")
+    t.add_argument("files", nargs="*", metavar="FILE")
+    t.add_argument("--note", help="one-line description of the documents (shown in 증빙자료 B)")
+    t.add_argument("--status", choices=("implemented", "partial", "not_implemented", "not_applicable"),
+                   help="declared result for this manual item (recorded as declared by a person)")
+    t.add_argument("--reason", help="why (required for partial, not_implemented, not_applicable)")
+    t.add_argument("--by", help="who declares (default: the current user)")
+    t.add_argument("--key", default=default_key, help=f"signing key (default {default_key})")
+    t.add_argument("--pubkey", help="require the current bundle to be signed by this key")
+    t.set_defaults(func=cmd_attach)
+    _collect_trailing_files(t)
+
+
+def _collect_trailing_files(parser: argparse.ArgumentParser) -> None:
+    """Let FILEs follow options (``attach B --item 1.1.1 a.pdf b.pdf``).
+
+    argparse fills the ``files`` positional (nargs=*) with nothing as soon as it
+    meets BUNDLE, then rejects the files after ``--item`` as unrecognised (a long
+    standing argparse limitation; parse_intermixed_args does not work with
+    sub-commands). Leftover non-option words are the files; unknown options are
+    still errors. A file whose name starts with '-' is given as ./-name.
+    """
+    plain = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        ns, extras = plain(args, namespace)
+        ns.files = list(getattr(ns, "files", None) or []) + [x for x in extras if not x.startswith("-")]
+        return ns, [x for x in extras if x.startswith("-")]
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]

@@ -1,0 +1,149 @@
+"""Attach documents (and a person's answer) to a manual item, then re-sign the bundle as a new revision.
+
+Why: about 40 of the guide's detailed items are policies, contracts, training
+records — no probe can evidence them. The guide still wants them in the same
+report with evidence named 자료<item>-<n>. ``attach`` puts the files under
+evidence/ with the guide's names, records the declared status for that one
+item as *declared by a person* (``manual_answer``; the tool never judges it), and
+seals again.
+
+Revision design: the bundle is verified first (a tampered bundle is never
+re-signed). The previous ``manifest.json``, ``manifest.json.sig`` and
+``results.json`` are copied to ``revisions/<n>/`` — so the earlier verdicts stay
+checkable against the earlier signature — and the new manifest says
+``revision: n+1`` with ``revisions: [{revision: n, sealed, fingerprint,
+manifest_sha256, reason: "attach 1.1.1 by NAME"}, …]``. ``verify`` checks each
+kept revision's signature against that record.
+
+Items with automated results accept documents but not a declared status: their
+status comes from the rules (use a waiver for an approved exception).
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import re
+import shutil
+from typing import Any, Optional, Sequence
+
+from policies.engine import aggregate
+
+from . import signing
+from .bundle import now_iso, safe_component, seal
+from .verify import verify_bundle
+
+STATUSES = ("implemented", "partial", "not_implemented", "not_applicable")
+MAX_FILE_BYTES = 100 * 1024 * 1024
+
+
+class AttachError(ValueError):
+    pass
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _summary(controls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Same figures as the scan writes (agent.run.summarize), recomputed after a declaration."""
+    counts: dict[str, int] = {}
+    auto: dict[str, int] = {}
+    for c in controls:
+        counts[c["status"]] = counts.get(c["status"], 0) + 1
+        if not c.get("manual"):
+            auto[c["status"]] = auto.get(c["status"], 0) + 1
+    return {"controls": counts, "automated_controls": auto,
+            "overall_automated": aggregate(c["status"] for c in controls if not c.get("manual"))}
+
+
+def next_serial(evidence_dir: str, item: str) -> int:
+    pat = re.compile(rf"^자료{re.escape(item)}-(\d+)_")
+    nums = [int(m.group(1)) for f in (os.listdir(evidence_dir) if os.path.isdir(evidence_dir) else [])
+            if (m := pat.match(f))]
+    return max(nums, default=0) + 1
+
+
+def attach(bundle: str, item: str, files: Sequence[str], key: signing.KeyPair, status: Optional[str] = None,
+           reason: Optional[str] = None, by: Optional[str] = None, note: Optional[str] = None,
+           pubkey: Optional[str] = None) -> dict[str, Any]:
+    """Add ``files`` to ``item``, optionally declare its status, re-seal. Returns the new revision record."""
+    root = os.path.abspath(bundle)
+    v = verify_bundle(root, pubkey)
+    if not v.valid:
+        raise AttachError(f"{bundle}: the bundle does not verify; refusing to re-sign it: " + "; ".join(v.problems[:5]))
+    if not files and not status:
+        raise AttachError("nothing to do: give files to attach and/or --status")
+    if status is not None and status not in STATUSES:
+        raise AttachError(f"--status must be one of {', '.join(STATUSES)}")
+    if status in ("not_applicable", "partial", "not_implemented") and not (reason or "").strip():
+        raise AttachError(f"--reason is required with --status {status}")
+    for f in files:
+        if not os.path.isfile(f):
+            raise AttachError(f"{f}: not a regular file")
+        if os.path.getsize(f) > MAX_FILE_BYTES:
+            raise AttachError(f"{f}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    with open(os.path.join(root, "results.json"), encoding="utf-8") as fh:
+        results = json.load(fh)
+    with open(os.path.join(root, "manifest.json"), "rb") as fh:
+        mbytes = fh.read()
+    pred = json.loads(mbytes).get("predicate") or {}
+    control = next((c for c in results.get("controls") or [] if str(c.get("id")) == item), None)
+    if control is None:
+        raise AttachError(f"item {item} is not in this bundle's profile ({(results.get('run') or {}).get('profile')})")
+    if status is not None and control.get("hosts"):
+        raise AttachError(f"item {item} has automated results; its status comes from the rules. Attach documents "
+                          "without --status, or record an approved exception as a waiver")
+    by = by or os.environ.get("SUDO_USER") or getpass.getuser()
+    at = now_iso()
+    n = int(pred.get("revision") or 1)
+    rev_dir = os.path.join(root, "revisions", str(n))
+    if os.path.exists(rev_dir):
+        raise AttachError(f"revisions/{n} already exists; the bundle's revision record is inconsistent")
+
+    os.makedirs(rev_dir)
+    for name in ("manifest.json", "manifest.json.sig", "results.json"):
+        shutil.copy2(os.path.join(root, name), os.path.join(rev_dir, name))
+    ev_dir = os.path.join(root, "evidence")
+    os.makedirs(ev_dir, exist_ok=True)
+    serial = next_serial(ev_dir, item)
+    added = []
+    for i, src in enumerate(files):
+        rel = f"evidence/자료{safe_component(item, 16)}-{serial + i}_manual_{safe_component(os.path.basename(src))}"
+        shutil.copyfile(src, os.path.join(root, rel))
+        with open(os.path.join(root, rel), "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+        desc = f"{note} ({os.path.basename(src)})" if note else os.path.basename(src)
+        results.setdefault("evidence_index", []).append({
+            "file": rel, "host": "manual", "label": "manual", "items": [item], "collected_at": at,
+            "exit_code": None, "description_ko": desc, "description_en": desc, "manual": True,
+            "original_name": os.path.basename(src), "attached_by": by, "sha256": digest})
+        added.append(rel)
+    results["evidence_index"] = sorted(results.get("evidence_index") or [], key=lambda e: e["file"])
+    control.setdefault("attachments", []).append({"files": added, "note": note, "by": by, "at": at,
+                                                  "revision": n + 1})
+    if status is not None:
+        previous = control.get("manual_answer")
+        all_files = [f for a in control["attachments"] for f in a["files"]]
+        control["manual_answer"] = {"status": status, "reason": reason, "by": by, "at": at, "files": all_files,
+                                    "declared_by": "person", "revision": n + 1,
+                                    **({"previous": previous} if previous else {})}
+        control["status"] = status
+        control["status_source"] = "declared"
+        control["detail"] = {"ko": f"담당자 선언({by}): {reason or ''}".rstrip(": "),
+                             "en": f"declared by {by}: {reason or ''}".rstrip(": ")}
+    results["summary"] = _summary(results.get("controls") or [])
+    _write_json(os.path.join(root, "results.json"), results)
+
+    record = {"revision": n, "sealed": pred.get("sealed"), "fingerprint": (pred.get("signer") or {}).get("fingerprint"),
+              "manifest_sha256": hashlib.sha256(mbytes).hexdigest(),
+              "reason": f"attach {item} by {by}"}
+    new_pred = {k: val for k, val in pred.items() if k not in ("signer", "sealed")}
+    new_pred["revision"] = n + 1
+    new_pred["revisions"] = list(pred.get("revisions") or []) + [record]
+    seal(root, key, new_pred)
+    return {"revision": n + 1, "files": added, "record": record}

@@ -1,0 +1,512 @@
+"""Patch level (guide 14.6.1): pending updates, security updates, last update, reboot needed, key versions.
+
+Why: the guide asks that security patches be reviewed and applied regularly and
+that OS and software versions be kept as a list. The probe never refreshes a
+package index (no ``apt-get update``, dnf/yum run cache-only with ``-C``): it
+reports what the target's own cached index says, plus the index's age, so a
+stale index is visible instead of passing for "nothing pending".
+
+Security updates: apt counts upgrades available from a ``*-security`` suite
+(``apt list --upgradable``; ``apt-get -s dist-upgrade`` where there is no ``apt``);
+dnf/yum count the packages named by ``updateinfo list --security``. zypper and
+apk have no security count here (null).
+
+Fact schema (``data``)::
+
+    manager: "apt"|"dnf"|"yum"|"zypper"|"apk"|null
+    index_updated: str|null       # newest package-index file on the target (ISO UTC)
+    index_age_days: int|null      # its age; a stale index undercounts pending updates
+    pending_total: int|null       # packages with a newer version in the cached index
+    pending_security: int|null    # of which security updates
+    security_advisories: int|null # dnf/yum: distinct advisories (RHSA/ALAS/...)
+    pending: [{name, from_version, to_version, security: bool|null, origin}]   # at most 500
+    pending_truncated: bool
+    last_update: str|null         # newest package install/upgrade (ISO UTC)
+    days_since_update: int|null
+    last_update_source: "dpkg.log"|"rpm installtime"|"dpkg status"|"apk db"|null
+    recent_updates: [{time, action, package, version}]   # newest last, at most 30
+    reboot_required: bool|null    # true if any signal says so; false only if a check ran and said no
+    reboot_signals: {flag_file: bool|null, needs_restarting: bool|null, newer_kernel_installed: bool|null}
+    running_kernel: str|null
+    newest_installed_kernel: str|null
+    packages: {name: version}     # key packages installed (data/key_packages.yaml)
+    components: {component: version}  # openssl, openssh, apache, nginx, mysql, postgresql...
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput
+from .common import NOW, days_since, iso, load_data, now_of, split_parts, tz_of, usable
+
+_KEY = load_data("key_packages.yaml")
+
+PKG_UPDATES = CommandSpec(
+    "pkg_updates",
+    "if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then echo '### manager apt'; "
+    "echo '### index'; for f in /var/lib/apt/lists/*Release; do [ -f \"$f\" ] && stat -c '%Y %n' \"$f\"; "
+    "done; "
+    # apt list reads the cached candidates without running the resolver (3x cheaper than a simulation)
+    "if command -v apt >/dev/null 2>&1; then echo '### list'; apt list --upgradable 2>&1; echo \"rc=$?\"; "
+    "else echo '### simulate'; apt-get -s -o Debug::NoLocking=1 -o APT::Get::Show-User-Simulation-Note=false "
+    'dist-upgrade 2>&1; echo "rc=$?"; fi; '
+    "elif command -v dnf >/dev/null 2>&1; then echo '### manager dnf'; "
+    "echo '### index'; for f in /var/cache/dnf/*/repodata/repomd.xml; do [ -f \"$f\" ] && stat -c '%Y %n' "
+    "\"$f\"; done; "
+    "echo '### check-update'; dnf -C -q --noplugins check-update 2>&1; echo \"rc=$?\"; "
+    "elif command -v yum >/dev/null 2>&1; then echo '### manager yum'; "
+    "echo '### index'; for f in /var/cache/yum/*/*/*/repomd.xml /var/cache/yum/*/repomd.xml; do "
+    '[ -f "$f" ] && stat -c \'%Y %n\' "$f"; done; '
+    "echo '### check-update'; yum -C -q --noplugins check-update 2>&1; echo \"rc=$?\"; "
+    "elif command -v zypper >/dev/null 2>&1; then echo '### manager zypper'; "
+    "echo '### list-updates'; zypper --non-interactive --no-refresh list-updates 2>&1; echo \"rc=$?\"; "
+    "elif command -v apk >/dev/null 2>&1; then echo '### manager apk'; "
+    "echo '### index'; for f in /var/cache/apk/APKINDEX.*.tar.gz /lib/apk/db/*.tar.gz; do "
+    '[ -f "$f" ] && stat -c \'%Y %n\' "$f"; done; '
+    "echo '### version'; apk version -l '<' 2>&1; echo \"rc=$?\"; "
+    "else echo '### manager none'; fi",
+    timeout=120,
+)
+
+PKG_SECURITY = CommandSpec(
+    "pkg_security",
+    "if command -v dnf >/dev/null 2>&1; then echo '### updateinfo dnf'; "
+    'dnf -C -q --noplugins updateinfo list --security --available 2>&1; echo "rc=$?"; '
+    "elif command -v yum >/dev/null 2>&1; then echo '### updateinfo yum'; "
+    'yum -C -q --noplugins updateinfo list security 2>&1; echo "rc=$?"; '
+    "else echo '### updateinfo none'; fi",
+    timeout=120,
+)
+
+PKG_HISTORY = CommandSpec(
+    "pkg_history",
+    "if command -v dpkg >/dev/null 2>&1; then echo '### dpkg-status'; stat -c '%Y' /var/lib/dpkg/status "
+    "2>&1; "
+    "echo '### dpkg-log'; for f in /var/log/dpkg.log.1 /var/log/dpkg.log; do [ -r \"$f\" ] && "
+    "grep -h -E '^[0-9-]+ [0-9:]+ (install|upgrade) ' \"$f\"; done | tail -n 30; "
+    "echo '### apt-history'; [ -r /var/log/apt/history.log ] && "
+    "grep -E '^(Start-Date|Commandline):' /var/log/apt/history.log | tail -n 20; fi; "
+    "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
+    "echo '### rpm-installtime'; "
+    "rpm -qa --qf '%{INSTALLTIME} %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n' 2>&1 | sort -rn | head -n 30; "
+    "fi; "
+    "if [ -f /lib/apk/db/installed ]; then echo '### apk-db'; stat -c '%Y' /lib/apk/db/installed; fi; true",
+    timeout=60,
+)
+
+PKG_VERSIONS = CommandSpec(
+    "pkg_versions",
+    "if command -v dpkg-query >/dev/null 2>&1; then echo '### dpkg'; "
+    "dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
+    + " ".join(shlex.quote(n) for n in _KEY["deb"])
+    + " 2>/dev/null | grep '^ii'; fi; "
+    "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
+    "echo '### rpm'; "
+    "rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' "
+    + " ".join(shlex.quote(n) for n in _KEY["rpm"])
+    + " 2>&1 | sort; fi; "
+    "if command -v apk >/dev/null 2>&1; then echo '### apk'; apk info -v 2>/dev/null | grep -E '^("
+    + "|".join(re.escape(n) for n in _KEY["apk"])
+    + ")-[0-9]'; fi; true",
+    timeout=60,
+)
+
+REBOOT = CommandSpec(
+    "reboot_status",
+    "echo '### running'; uname -r; "
+    "echo '### flag'; if [ -f /var/run/reboot-required ]; then echo present; "
+    "head -n 20 /var/run/reboot-required.pkgs 2>/dev/null; else echo absent; fi; "
+    "echo '### flag-mechanism'; for f in /usr/share/update-notifier/notify-reboot-required "
+    '/etc/kernel/postinst.d/update-notifier /usr/sbin/needrestart; do [ -e "$f" ] && echo "$f"; done; '
+    "echo '### needs-restarting'; if command -v dnf >/dev/null 2>&1; then dnf -C -q needs-restarting -r "
+    "2>&1; "
+    'echo "rc=$?"; elif command -v needs-restarting >/dev/null 2>&1; then needs-restarting -r 2>&1; echo '
+    '"rc=$?"; '
+    "else echo absent; fi; "
+    "echo '### kernels'; ls -1 /boot 2>/dev/null | grep -E '^vmlinu[xz]-' | grep -v rescue | head -n 30; "
+    "true",
+    timeout=60,
+)
+
+COMMANDS = (PKG_UPDATES, PKG_SECURITY, PKG_HISTORY, PKG_VERSIONS, REBOOT, NOW)
+
+MAX_PENDING = 500
+
+_INST = re.compile(r"^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) (.*?) \[[^\]]*\]\)")
+#: ``RHSA-2024:8447 Important/Sec. kernel-...``, ``ALAS2KERNEL-5.10-2024-071 important/Sec. kernel-...``
+_ADVISORY = re.compile(r"^([A-Z][A-Za-z0-9]*-[\w.:-]*\d[\w.:-]*)\s+(\S*[Ss]ec\S*)\s+(\S+-\S+)$")
+
+
+def _rc(lines: list[str]) -> Optional[int]:
+    for line in reversed(lines):
+        m = re.match(r"^rc=(\d+)$", line.strip())
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _index_age(lines: list[str]) -> Optional[int]:
+    times = [int(ln.split()[0]) for ln in lines if ln.split() and ln.split()[0].isdigit()]
+    return max(times) if times else None
+
+
+def nevra_name(nevra: str) -> str:
+    """``openssl-1:3.0.7-27.el9_4.x86_64`` → ``openssl``."""
+    base = re.sub(r"\.(x86_64|aarch64|i686|noarch|ppc64le|s390x|armv7hl|src)$", "", nevra)
+    parts = base.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else base
+
+
+def parse_apt(lines: list[str]) -> list[dict[str, Any]]:
+    pending = []
+    for line in lines:
+        m = _INST.match(line)
+        if not m:
+            continue
+        origin = m.group(4)
+        pending.append(
+            {
+                "name": m.group(1),
+                "from_version": m.group(2),
+                "to_version": m.group(3),
+                "security": bool(re.search(r"-security\b|Debian-Security:", origin)),
+                "origin": origin[:200],
+            }
+        )
+    return pending
+
+
+_APT_LIST = re.compile(r"^(\S+?)/(\S+)\s+(\S+)\s+(\S+)\s+\[upgradable from: ([^\]]+)\]")
+
+
+def parse_apt_list(lines: list[str]) -> list[dict[str, Any]]:
+    """``apt list --upgradable``: ``name/suite[,suite] newver arch [upgradable from: oldver]``."""
+    pending = []
+    for line in lines:
+        m = _APT_LIST.match(line.strip())
+        if not m:
+            continue
+        suites = m.group(2).split(",")
+        pending.append({
+            "name": m.group(1),
+            "from_version": m.group(5),
+            "to_version": m.group(3),
+            "security": any(x.endswith("-security") for x in suites),
+            "origin": m.group(2)[:200],
+        })
+    return pending
+
+
+def parse_check_update(lines: list[str]) -> list[dict[str, Any]]:
+    """``dnf/yum check-update``: ``name.arch  version  repo`` rows (yum wraps long names)."""
+    pending: list[dict[str, Any]] = []
+    carry: list[str] = []
+    for line in lines:
+        if re.match(r"^(Obsoleting|Security:|rc=|Last metadata|Loaded plugins)", line.strip()):
+            if line.strip().startswith("Obsoleting"):
+                break
+            continue
+        toks = carry + line.split()
+        if not toks:
+            carry = []
+            continue
+        if len(toks) < 3:
+            carry = toks if "." in toks[0] else []
+            continue
+        carry = []
+        name_arch, version, repo = toks[0], toks[1], toks[2]
+        if "." not in name_arch or not re.match(r"^[\w:.+~^-]+$", version):
+            continue
+        pending.append(
+            {
+                "name": name_arch.rsplit(".", 1)[0],
+                "from_version": None,
+                "to_version": version,
+                "security": None,
+                "origin": repo,
+            }
+        )
+    return pending
+
+
+def parse_updateinfo(lines: list[str]) -> tuple[set[str], set[str]]:
+    """(package names, advisory ids) of ``updateinfo list --security``."""
+    names: set[str] = set()
+    advisories: set[str] = set()
+    for line in lines:
+        m = _ADVISORY.match(line.strip())
+        if m:
+            advisories.add(m.group(1))
+            names.add(nevra_name(m.group(3)))
+    return names, advisories
+
+
+def parse_history(text: str, tz: Optional[timezone]) -> dict[str, Any]:
+    """Newest install/upgrade time and the recent updates, from dpkg.log or rpm INSTALLTIME."""
+    tz = tz or timezone.utc
+    best: Optional[int] = None
+    source = None
+    recent: list[dict[str, Any]] = []
+    fallback: Optional[tuple[int, str]] = None
+    for header, lines in split_parts(text):
+        if header == "dpkg-log":
+            for line in lines:
+                m = re.match(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) (install|upgrade) (\S+) (\S+) (\S+)", line)
+                if not m:
+                    continue
+                t = int(datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}").replace(tzinfo=tz).timestamp())
+                recent.append(
+                    {"time": iso(t), "action": m.group(3), "package": m.group(4), "version": m.group(6)}
+                )
+                if best is None or t > best:
+                    best, source = t, "dpkg.log"
+        elif header == "rpm-installtime":
+            for line in lines:
+                m = re.match(r"^(\d{9,11}) (\S+)$", line.strip())
+                if not m:
+                    continue
+                t = int(m.group(1))
+                recent.append({"time": iso(t), "action": "install", "package": m.group(2), "version": None})
+                if best is None or t > best:
+                    best, source = t, "rpm installtime"
+        elif header in ("dpkg-status", "apk-db"):
+            for line in lines:
+                if line.strip().isdigit():
+                    fallback = (int(line.strip()), "dpkg status" if header == "dpkg-status" else "apk db")
+    if best is None and fallback:
+        best, source = fallback
+    recent.sort(key=lambda r: r["time"] or "")
+    return {"last": best, "source": source, "recent": recent[-30:]}
+
+
+def _kver(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v))
+
+
+def parse_reboot(text: str) -> dict[str, Any]:
+    parts = dict(split_parts(text))
+    running = (parts.get("running") or [""])[0].strip() or None
+    flag_lines = [ln.strip() for ln in parts.get("flag", []) if ln.strip()]
+    mechanism = [ln for ln in parts.get("flag-mechanism", []) if ln.strip()]
+    if flag_lines and flag_lines[0] == "present":
+        flag: Optional[bool] = True
+    elif flag_lines and flag_lines[0] == "absent" and mechanism:
+        flag = False
+    else:
+        flag = None  # nothing on this host writes the flag file: its absence says nothing
+    nr_lines = parts.get("needs-restarting", [])
+    nr: Optional[bool] = None
+    rc = _rc(nr_lines)
+    if rc is not None:
+        joined = "\n".join(nr_lines)
+        if rc == 1 and re.search(r"reboot is required|Reboot is required", joined):
+            nr = True
+        elif rc == 0:
+            nr = False
+    kernels = []
+    for ln in parts.get("kernels", []):
+        m = re.match(r"^vmlinu[xz]-(.+)$", ln.strip())
+        if m:
+            kernels.append(m.group(1))
+    newest = max(kernels, key=_kver) if kernels else None
+    newer: Optional[bool] = None
+    if newest and running:
+        newer = _kver(newest) > _kver(running)
+    signals = {"flag_file": flag, "needs_restarting": nr, "newer_kernel_installed": newer}
+    known = [v for v in signals.values() if v is not None]
+    required = True if any(known) else (False if known else None)
+    return {"required": required, "signals": signals, "running": running, "newest": newest}
+
+
+def parse_versions(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    pkgs: dict[str, str] = {}
+    for header, lines in split_parts(text):
+        for line in lines:
+            f = line.split()
+            if header == "dpkg" and len(f) >= 3 and f[0] == "ii":
+                pkgs[f[1].split(":", 1)[0]] = f[2]
+            elif header == "rpm" and len(f) == 2 and "not installed" not in line:
+                v = f[1][2:] if f[1].startswith("0:") else f[1]
+                pkgs[f[0]] = v
+            elif header == "apk" and len(f) == 1:
+                m = re.match(r"^(.+?)-(\d[^-]*-r\d+)$", f[0])
+                if m:
+                    pkgs[m.group(1)] = m.group(2)
+    comps: dict[str, str] = {}
+    for comp, patterns in _KEY["components"].items():
+        for pat in patterns:
+            hit = sorted(n for n in pkgs if re.match(pat, n))
+            if hit:
+                comps[comp] = pkgs[hit[0]]
+                break
+    return pkgs, comps
+
+
+def parse(outputs: Mapping[str, RawOutput]) -> Fact:
+    problems: list[str] = []
+    up, prob = usable(outputs, "pkg_updates")
+    parts = split_parts(up.output) if up is not None else []
+    pmap = dict(parts)
+    manager = next((h.split()[1] for h, _ in parts if h.startswith("manager ")), None)
+    if manager == "none":
+        manager = None
+    now = now_of(outputs)
+    data: dict[str, Any] = {"manager": manager}
+    idx = _index_age(pmap.get("index", []))
+    data["index_updated"] = iso(idx)
+    data["index_age_days"] = days_since(idx, now)
+    pending: Optional[list[dict[str, Any]]] = None
+    sec_count: Optional[int] = None
+    advisories: Optional[int] = None
+    if manager == "apt":
+        how = "list" if "list" in pmap else "simulate"
+        lines = pmap.get(how, [])
+        rc = _rc(lines)
+        if idx is None:
+            problems.append("apt has no package index (/var/lib/apt/lists is empty): pending updates unknown")
+        elif rc != 0:
+            problems.append(f"apt {how} failed (rc={rc}): " + " ".join(lines[-2:])[:200])
+        else:
+            pending = parse_apt_list(lines) if how == "list" else parse_apt(lines)
+            sec_count = sum(1 for p in pending if p["security"])
+    elif manager in ("dnf", "yum"):
+        lines = pmap.get("check-update", [])
+        rc = _rc(lines)
+        if rc in (0, 100):
+            pending = parse_check_update(lines)
+            if rc == 100 and not pending:
+                problems.append(f"{manager} check-update reported updates but none could be parsed")
+                pending = None
+        else:
+            problems.append(
+                f"{manager} -C check-update failed (rc={rc}; no cached metadata?): "
+                + " ".join(ln.strip() for ln in lines if ln.strip() and not ln.startswith("rc="))[:200]
+            )
+        sec, sprob = usable(outputs, "pkg_security")
+        if sec is None:
+            problems.append(f"security updates not read: {sprob}")
+        else:
+            slines = [ln for _, ls in split_parts(sec.output) for ln in ls]
+            src = _rc(slines)
+            if src == 0:
+                names, advs = parse_updateinfo(slines)
+                advisories = len(advs)
+                if pending is not None:
+                    for p in pending:
+                        p["security"] = p["name"] in names
+                    sec_count = sum(1 for p in pending if p["security"])
+                else:
+                    sec_count = len(names)
+            else:
+                problems.append(f"{manager} updateinfo failed (rc={src})")
+    elif manager == "zypper":
+        lines = pmap.get("list-updates", [])
+        if _rc(lines) == 0:
+            pending = [
+                {
+                    "name": f[2].strip(),
+                    "from_version": f[3].strip(),
+                    "to_version": f[4].strip(),
+                    "security": None,
+                    "origin": f[1].strip(),
+                }
+                for f in (ln.split("|") for ln in lines)
+                if len(f) >= 6 and f[0].strip() == "v"
+            ]
+        else:
+            problems.append("zypper list-updates failed")
+        problems.append("zypper: security updates not counted")
+    elif manager == "apk":
+        lines = pmap.get("version", [])
+        if _rc(lines) == 0:
+            pending = []
+            for ln in lines:
+                m = re.match(r"^(\S+?)-(\d\S*)\s+<\s+(\S+)", ln.strip())
+                if m:
+                    pending.append(
+                        {
+                            "name": m.group(1),
+                            "from_version": m.group(2),
+                            "to_version": m.group(3),
+                            "security": None,
+                            "origin": None,
+                        }
+                    )
+        else:
+            problems.append("apk version failed")
+        problems.append("apk: security updates not counted")
+    elif up is None:
+        problems.append(f"pending updates not read: {prob}")
+    else:
+        problems.append("no known package manager (apt, dnf, yum, zypper, apk)")
+    data["pending_total"] = len(pending) if pending is not None else None
+    data["pending_security"] = sec_count
+    data["security_advisories"] = advisories
+    data["pending"] = (pending or [])[:MAX_PENDING]
+    data["pending_truncated"] = bool(pending and len(pending) > MAX_PENDING)
+
+    hist, hprob = usable(outputs, "pkg_history")
+    h = (
+        parse_history(hist.output, tz_of(outputs))
+        if hist is not None
+        else {"last": None, "source": None, "recent": []}
+    )
+    if hist is None:
+        problems.append(f"update history not read: {hprob}")
+    elif h["last"] is None:
+        problems.append("no package install/upgrade time found")
+    data["last_update"] = iso(h["last"])
+    data["days_since_update"] = days_since(h["last"], now)
+    data["last_update_source"] = h["source"]
+    data["recent_updates"] = h["recent"]
+
+    rb, rprob = usable(outputs, "reboot_status")
+    r = (
+        parse_reboot(rb.output)
+        if rb is not None
+        else {
+            "required": None,
+            "signals": {"flag_file": None, "needs_restarting": None, "newer_kernel_installed": None},
+            "running": None,
+            "newest": None,
+        }
+    )
+    if rb is None:
+        problems.append(f"reboot status not read: {rprob}")
+    data["reboot_required"] = r["required"]
+    data["reboot_signals"] = r["signals"]
+    data["running_kernel"] = r["running"]
+    data["newest_installed_kernel"] = r["newest"]
+
+    ver, vprob = usable(outputs, "pkg_versions")
+    pkgs, comps = parse_versions(ver.output) if ver is not None else ({}, {})
+    if ver is None:
+        problems.append(f"package versions not read: {vprob}")
+    data["packages"] = pkgs
+    data["components"] = comps
+    if now is None:
+        problems.append("target clock not read: ages not computed")
+
+    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
+    if data["pending_total"] is None and data["last_update"] is None:
+        status = FactStatus.NOT_COLLECTED
+    return Fact("patch", status, data, reason="; ".join(problems) or None)
+
+
+PROBE = HostProbe(
+    name="patch",
+    items=("14.6.1",),
+    commands=COMMANDS,
+    parse=parse,
+    description_ko=(
+        "보안패치 적용 현황(미적용 업데이트, 보안 업데이트 수, "
+        "최종 업데이트 일시, 재부팅 필요 여부, 주요 패키지 버전)"
+    ),
+    description_en=(
+        "Patch level (pending and security updates, last update, reboot required, key package versions)"
+    ),
+)
