@@ -40,6 +40,7 @@ system-deps-bench:
 bench: system-deps-bench $(STAMP)
 	$(PY) benchmarks/net_bench.py
 	$(PY) benchmarks/fleet.py
+	$(PY) benchmarks/lab_collect.py
 
 lint: $(STAMP)
 	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks 2>/dev/null || $(PY) -m compileall -q agent probes policies collectors output

@@ -26,9 +26,12 @@ _SECRET_KEYS = {"password", "passphrase", "secret", "token"}
 
 @dataclass
 class Timeouts:
+    """Seconds. ``command`` caps every command (None: each probe command's own limit, 5–90 s);
+    ``host`` bounds a whole host, connection included."""
+
     connect: float = 10.0
-    command: float = 20.0
-    host: float = 120.0
+    command: Optional[float] = None
+    host: float = 180.0
 
 
 @dataclass
@@ -162,7 +165,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
             t = defaults.get("timeouts").mapping({"connect", "command", "host"})
             timeouts = Timeouts(
                 connect=t.get("connect").num(timeouts.connect, lo=0.5) or timeouts.connect,
-                command=t.get("command").num(timeouts.command, lo=1) or timeouts.command,
+                command=t.get("command").num(timeouts.command, lo=1),
                 host=t.get("host").num(timeouts.host, lo=1) or timeouts.host,
             )
 

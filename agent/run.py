@@ -89,7 +89,8 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     try:
         session = transport.open()
         record["transport"] = {"kind": session.transport, **session.info}
-        cmds = [replace(c, timeout=min(c.timeout, inv.timeouts.command)) for c in dedupe(
+        cap = inv.timeouts.command
+        cmds = [replace(c, timeout=min(c.timeout, cap)) if cap else c for c in dedupe(
             c for p in opts.probes for c in p.commands)]
         batch = transport.run(cmds, started + inv.timeouts.host)
     except TransportError as e:

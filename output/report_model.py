@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from policies.engine import IMPL, LABELS, NA, NETWORK_HOST, NI, PART, UNK
+from policies.engine import IMPL, LABELS, NA, NETWORK_HOST, NI, PART, UNK, labels_for
 
 STATUS_ORDER = (IMPL, PART, NI, NA, UNK)
 GUIDE_CHOICES = (IMPL, PART, NI)  # the three boxes of the guide's form (C)
@@ -314,8 +314,8 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         manifest = {}
     pred = manifest.get("predicate") or {}
     run = results.get("run") or {}
-    labels, st = UI[lang], LABELS[lang]
     catalog, rules, warn = _load_profile(str(run.get("profile") or ""), policy_dirs)
+    labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
     warnings = [warn] if warn else []
 
     verification: dict[str, Any] = {"checked": False, "valid": None, "problems": [], "pinned": pubkey is not None}
@@ -362,7 +362,7 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
 
 def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog: Any, rules: dict[str, Any],
           index: dict[str, dict[str, Any]], deviations: list[dict[str, Any]], lang: str) -> ItemReport:
-    labels, st = UI[lang], LABELS[lang]
+    labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
     res = res or {"id": cid, "status": UNK, "manual": True, "hosts": []}
     area, fld, item = _titles(catalog, ctl, cid, lang)
     title = _pick({"ko": ctl.get("ko") or res.get("title"), "en": ctl.get("en") or res.get("title_en")}, lang)

@@ -30,6 +30,20 @@ LABELS = {
     "en": {IMPL: "Implemented", PART: "Partially implemented", NI: "Not implemented", NA: "Not applicable",
            UNK: "Unknown"},
 }
+#: Labels per answer scale of a catalog: the guide's 이행/부분이행/미이행, or a review's 예/아니오/N/A.
+SCALE_LABELS = {
+    "fsi": LABELS,
+    "yes_no": {
+        "ko": {IMPL: "예", PART: "부분", NI: "아니오", NA: "N/A", UNK: "점검불가"},
+        "en": {IMPL: "Yes", PART: "Partly", NI: "No", NA: "N/A", UNK: "Unknown"},
+    },
+}
+
+
+def labels_for(scale: Optional[str], lang: str) -> dict[str, str]:
+    return SCALE_LABELS.get(scale or "fsi", LABELS)[lang]
+
+
 RUN_FACTS = ("network_scan", "tls", "web")
 NETWORK_HOST = "_network"
 

@@ -3,7 +3,7 @@
 Why: the network probes are only worth something if nmap and sslyze find exactly
 what is there, so the tests plant known services (TLS servers with chosen protocol
 versions and certificates, an HTTP server with known flaws, banner listeners on
-21/23/3306) on dedicated 127.0.x.y addresses and compare. Everything binds to
+21/23/3306) on dedicated 127.N.9.x addresses and compare. Everything binds to
 loopback; every server is stopped by the context manager even when a test fails.
 
 Readiness is read from ``/proc/net/tcp`` (LISTEN sockets), so waiting for a server
@@ -445,24 +445,68 @@ def have(*tools: str) -> Optional[str]:
 # The lab used by the tests
 
 
+def _block_busy(second_octet: int) -> bool:
+    """Does any socket listen on 127.<n>.8.0/23 already (another test session's lab)?"""
+    lo = ipaddress.ip_network(f"127.{second_octet}.8.0/23")
+    for table in ("/proc/net/tcp", "/proc/net/udp"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            addr = ipaddress.ip_address(bytes.fromhex(line.split()[1].split(":")[0])[::-1])
+            if addr in lo:
+                return True
+    return False
+
+
+def free_block(preferred: int = 0) -> int:
+    """A second octet N whose 127.N.8.0/23 nobody listens on: concurrent test sessions do not collide."""
+    import random
+
+    candidates = [preferred] + random.sample(range(1, 255), 254)
+    for n in candidates:
+        if not _block_busy(n):
+            return n
+    raise RuntimeError("no free 127.N.8.0/23 block on loopback")
+
+
 @dataclass
 class NetLab:
-    """What the ``netlab`` fixture planted (addresses in 127.0.9.0/24)."""
+    """What the ``netlab`` fixture planted: in-scope hosts in 127.N.9.0/24, the out-of-scope
+    listener in 127.N.8.0/24 (N = 0 unless another session's lab is using it)."""
 
     tmp: Path
     ca_file: str
-    svc: str = "127.0.9.1"        # 21, 23, 3306 banners
-    weak: str = "127.0.9.2"       # :443 TLS 1.0 + 1.1 only, ALL:COMPLEMENTOFALL:@SECLEVEL=0, self-signed
-    strong: str = "127.0.9.3"     # :443 TLS 1.2 + 1.3, test-CA certificate for strong.test
-    expired: str = "127.0.9.4"    # :443 TLS 1.2 + 1.3, expired test-CA certificate, asks for a client cert
-    web: str = "127.0.9.5"        # :80 flawed HTTP server
-    good: str = "127.0.9.6"       # nginx :80 → https, :443 good headers, test-CA certificate good.test
-    outside: str = "127.0.8.1"    # counting listener, out of scope
-    outside_port: int = 8081
-    scope_allow: str = "127.0.9.0/24"
+    n: int = 0
     http_server: Optional[FlawedHttpServer] = None
     outside_listener: Optional[TcpListener] = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def addr(self, last: int) -> str:
+        """An address of the in-scope /24."""
+        return f"127.{self.n}.9.{last}"
+
+    @property
+    def net(self) -> str:
+        return f"127.{self.n}.9"
+
+    @property
+    def scope_allow(self) -> str:
+        return f"127.{self.n}.9.0/24"
+
+    @property
+    def outside_net(self) -> str:
+        return f"127.{self.n}.8.0/24"
+
+    svc = property(lambda self: self.addr(1))       # 21, 23, 3306 banners
+    weak = property(lambda self: self.addr(2))      # :443 TLS 1.0 + 1.1 only, ALL:COMPLEMENTOFALL:@SECLEVEL=0, self-signed
+    strong = property(lambda self: self.addr(3))    # :443 TLS 1.2 + 1.3, test-CA certificate for strong.test
+    expired = property(lambda self: self.addr(4))   # :443 TLS 1.2 + 1.3, expired test-CA cert, asks for a client cert
+    web = property(lambda self: self.addr(5))       # :80 flawed HTTP server
+    good = property(lambda self: self.addr(6))      # nginx :80 -> https, :443 good headers, test-CA cert good.test
+    outside = property(lambda self: f"127.{self.n}.8.1")  # counting listener, out of scope
+    outside_port = 8081
 
     @property
     def planted_tcp(self) -> dict[str, set[int]]:
@@ -471,11 +515,11 @@ class NetLab:
 
 
 @contextlib.contextmanager
-def start_netlab(tmp: Path) -> Iterator[NetLab]:
+def start_netlab(tmp: Path, n: Optional[int] = None) -> Iterator[NetLab]:
     now = dt.datetime.now(dt.timezone.utc)
     with Lab() as lab:
         ca, ca_cert, ca_key = make_ca(tmp / "pki")
-        nl = NetLab(tmp=tmp, ca_file=ca.cert)
+        nl = NetLab(tmp=tmp, ca_file=ca.cert, n=free_block() if n is None else n)
         weak = make_self_signed(tmp / "pki", "weak", "weak.test")
         strong = make_leaf(tmp / "pki", "strong", ca_cert, ca_key, ["strong.test"], [nl.strong],
                            now - dt.timedelta(days=1), now + dt.timedelta(days=200))

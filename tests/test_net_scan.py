@@ -22,8 +22,8 @@ PORTS = "21,22,23,25,80,443,3306,8080,8443"
 @pytest.fixture(scope="module")
 def lab_scan(netlab):
     known = {netlab.svc: "svc01", netlab.weak: "weak01", netlab.strong: "strong01", netlab.expired: "old01",
-             "127.0.9.9": "ghost01"}
-    fact = scan_networks([{"name": "lab", "cidr": "127.0.9.0/28", "zone": "dmz"}], Scope.parse([netlab.scope_allow]),
+             netlab.addr(9): "ghost01"}
+    fact = scan_networks([{"name": "lab", "cidr": f"{netlab.net}.0/28", "zone": "dmz"}], Scope.parse([netlab.scope_allow]),
                          known, NmapOptions(ports=PORTS), "test-vantage", time.monotonic() + 90)
     return fact
 
@@ -33,8 +33,8 @@ def test_scan_finds_exactly_the_planted_ports(netlab, lab_scan):
     (scan,) = lab_scan.data["scans"]
     assert scan["error"] is None
     assert scan["scan_type"] == "syn" and scan["privileged"] is True
-    assert scan["vantage"] == "test-vantage" and scan["zone"] == "dmz" and scan["cidr"] == "127.0.9.0/28"
-    assert scan["nmap_version"] and scan["nmap_args"][-1] == "127.0.9.0/28"
+    assert scan["vantage"] == "test-vantage" and scan["zone"] == "dmz" and scan["cidr"] == f"{netlab.net}.0/28"
+    assert scan["nmap_version"] and scan["nmap_args"][-1] == f"{netlab.net}.0/28"
     assert "-n" in scan["nmap_args"] and "--max-retries" in scan["nmap_args"] and "--host-timeout" in scan["nmap_args"]
     found = {h["address"]: {p["port"] for p in h["ports"] if p["state"] == "open"} for h in scan["hosts"] if h["live"]}
     assert found == netlab.planted_tcp
@@ -56,11 +56,11 @@ def test_loopback_hosts_without_open_ports_are_not_live(netlab, lab_scan):
     assert scan["hosts_up"] == 16  # every 127.x answers...
     # ...but only planted hosts and inventory hosts are listed, and only planted ones are live.
     assert [h["address"] for h in scan["hosts"]] == sorted(
-        list(netlab.planted_tcp) + ["127.0.9.9"], key=lambda a: tuple(int(x) for x in a.split(".")))
+        list(netlab.planted_tcp) + [netlab.addr(9)], key=lambda a: tuple(int(x) for x in a.split(".")))
     assert scan["undeclared_hosts"] == [netlab.web, netlab.good]
-    assert scan["inventory_missing"] == ["127.0.9.9"]
-    ghost = next(h for h in scan["hosts"] if h["address"] == "127.0.9.9")
-    assert ghost == {"address": "127.0.9.9", "in_inventory": True, "inventory_host": "ghost01", "state": "up",
+    assert scan["inventory_missing"] == [netlab.addr(9)]
+    ghost = next(h for h in scan["hosts"] if h["address"] == netlab.addr(9))
+    assert ghost == {"address": netlab.addr(9), "in_inventory": True, "inventory_host": "ghost01", "state": "up",
                      "reason": "localhost-response", "live": False, "timed_out": False, "ports": []}
 
 
@@ -79,7 +79,7 @@ def test_tls_endpoints_from_scan(netlab, lab_scan):
 
 
 def test_udp_short_list(netlab):
-    lab_udp = "127.0.9.10"
+    lab_udp = netlab.addr(10)
     from netservers import UdpResponder
 
     responder = UdpResponder(lab_udp, 161, b"\x30\x00")
@@ -100,7 +100,7 @@ def test_udp_short_list(netlab):
 
 def test_deadline_stops_nmap_and_says_so(netlab):
     # A listener that never accepts: the kernel completes handshakes, -sV then waits for a banner.
-    addr = "127.0.9.11"
+    addr = netlab.addr(11)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, 8080))
@@ -120,7 +120,8 @@ def test_deadline_stops_nmap_and_says_so(netlab):
 
 
 def test_missing_nmap_is_not_collected(netlab):
-    fact = scan_networks([{"name": "n", "cidr": "127.0.9.12/32", "zone": "dmz"}], Scope.parse([netlab.scope_allow]), {},
+    fact = scan_networks([{"name": "n", "cidr": f"{netlab.addr(12)}/32", "zone": "dmz"}],
+                         Scope.parse([netlab.scope_allow]), {},
                          NmapOptions(nmap_path="/nonexistent/nmap"), "test", time.monotonic() + 10)
     assert fact.status is FactStatus.NOT_COLLECTED
     assert "nmap" in fact.reason and fact.data["scans"][0]["error"]

@@ -25,22 +25,22 @@ def quiet_outside(netlab):
 def test_scan_refuses_network_outside_scope(quiet_outside):
     nl = quiet_outside
     scope = Scope.parse([nl.scope_allow])
-    for cidr in ("127.0.8.0/30", "127.0.8.0/23", f"{nl.outside}/32"):
+    for cidr in (f"127.{nl.n}.8.0/30", f"127.{nl.n}.8.0/23", f"{nl.outside}/32"):
         with pytest.raises(ScopeError):
             scan_networks([{"name": "x", "cidr": cidr, "zone": "dmz"}], scope, {},
                           NmapOptions(ports=str(nl.outside_port)), "test", time.monotonic() + 30)
     # One bad network refuses the whole call, before the good one is scanned.
     with pytest.raises(ScopeError):
-        scan_networks([{"name": "ok", "cidr": "127.0.9.14/32", "zone": "dmz"},
-                       {"name": "bad", "cidr": "127.0.8.0/24", "zone": "dmz"}], scope, {},
+        scan_networks([{"name": "ok", "cidr": f"{nl.addr(14)}/32", "zone": "dmz"},
+                       {"name": "bad", "cidr": nl.outside_net, "zone": "dmz"}], scope, {},
                       NmapOptions(ports=str(nl.outside_port)), "test", time.monotonic() + 30)
 
 
 def test_scan_refuses_denied_range(quiet_outside):
     nl = quiet_outside
-    scope = Scope.parse(["127.0.0.0/8"], deny=["127.0.8.0/24"])
+    scope = Scope.parse(["127.0.0.0/8"], deny=[nl.outside_net])
     with pytest.raises(ScopeError):
-        scan_networks([{"name": "x", "cidr": "127.0.8.0/28", "zone": "dmz"}], scope, {},
+        scan_networks([{"name": "x", "cidr": f"127.{nl.n}.8.0/28", "zone": "dmz"}], scope, {},
                       NmapOptions(ports=str(nl.outside_port)), "test", time.monotonic() + 30)
 
 

@@ -129,7 +129,7 @@ def test_deadline_already_passed_sends_nothing(netlab):
 
 
 def test_silent_endpoint_times_out_as_unknown(netlab):
-    addr = "127.0.9.13"
+    addr = netlab.addr(13)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, 4443))

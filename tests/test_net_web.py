@@ -39,7 +39,7 @@ def test_flawed_server(netlab):
     assert e["trace_enabled"] is True
     assert fact.data["tls_verification"] == "disabled (internal CA)"
     (ev,) = fact.evidence
-    assert ev.items == ("14.5.1",) and "### GET http://127.0.9.5/" in ev.content and "< server: SimpleHTTP" in ev.content
+    assert ev.items == ("14.5.1",) and f"### GET http://{netlab.web}/" in ev.content and "< server: SimpleHTTP" in ev.content
     assert "### RAW malformed request" in ev.content and "### TRACE" in ev.content
 
 

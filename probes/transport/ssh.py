@@ -71,6 +71,17 @@ class _Recorded(paramiko.MissingHostKeyPolicy):
         self.seen = f"{key.get_name()} {key.fingerprint}"
 
 
+class _RecordingTransport(paramiko.Transport):
+    """Remembers the negotiated key exchange (paramiko drops its kex engine after the handshake)."""
+
+    negotiated_kex: Optional[str] = None
+
+    def _parse_kex_init(self, m: Any) -> None:  # noqa: D401 - paramiko hook
+        super()._parse_kex_init(m)
+        engine = type(self.kex_engine) if self.kex_engine is not None else None
+        self.negotiated_kex = next((k for k, v in self._kex_info.items() if v is engine), None)
+
+
 def _known_host_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
@@ -117,6 +128,7 @@ class SshTransport:
                 self.address, port=o.port, username=o.user, key_filename=key_file, password=password,
                 timeout=o.connect_timeout, banner_timeout=o.connect_timeout, auth_timeout=o.connect_timeout,
                 allow_agent=False, look_for_keys=False, disabled_algorithms=disabled,
+                transport_factory=_RecordingTransport,
             )
         except paramiko.BadHostKeyException as e:
             raise TransportError(
@@ -132,7 +144,11 @@ class SshTransport:
                     f"unknown host key for {self.address}:{o.port} (host_key_policy: strict; "
                     "add it to known_hosts or set accept-new)"
                 ) from None
-            raise TransportError(f"SSH negotiation failed: {describe_error(e)}") from None
+            hint = ""
+            if "acceptable" in text.lower() or "incompatible" in type(e).__name__.lower():
+                hint = (" — the server offers only legacy algorithms; if that is accepted, set "
+                        "ssh: {legacy_algorithms: true} for this host (its use is recorded as a 12.1.1 finding)")
+            raise TransportError(f"SSH negotiation failed: {describe_error(e)}{hint}") from None
         except (socket.timeout, TimeoutError):
             raise TransportError(f"connection to {self.address}:{o.port} timed out after {o.connect_timeout:.0f}s") from None
         except paramiko.ssh_exception.NoValidConnectionsError as e:
@@ -156,14 +172,14 @@ class SshTransport:
             "server_version": t.remote_version,
             "host_key_type": t.host_key_type,
             "host_key_fingerprint_sha256": _sha256_fp(t.get_remote_server_key()),
-            "kex": getattr(t, "kex_engine", None).__class__.__name__ if getattr(t, "kex_engine", None) else None,
+            "kex": getattr(t, "negotiated_kex", None),
             "cipher": getattr(t, "local_cipher", None),
             "mac": getattr(t, "local_mac", None),
             "legacy_algorithms_allowed": o.legacy_algorithms,
         }
         legacy_used = [
-            x for x in (t.host_key_type, getattr(t, "local_cipher", None))
-            if x in LEGACY["keys"] + LEGACY["ciphers"]
+            x for x in (t.host_key_type, getattr(t, "negotiated_kex", None), getattr(t, "local_cipher", None))
+            if x in LEGACY["keys"] + LEGACY["kex"] + LEGACY["ciphers"]
         ]
         info["legacy_algorithms_used"] = legacy_used
         if isinstance(policy, _AcceptNew) and policy.accepted:
