@@ -191,8 +191,8 @@ def test_attach_refusals(bundle, tmp_path):
 
 
 def test_attach_not_applicable_with_reason(bundle):
-    assert main(["attach", bundle, "--item", "15.3.1", "--status", "not_applicable", "--reason",
-                 "무선 네트워크 미사용", "--key", reportlib.key(), "--by", "ops"]) == 0
-    c = next(c for c in reportlib.results(bundle)["controls"] if c["id"] == "15.3.1")
-    assert c["status"] == "not_applicable" and c["manual_answer"]["reason"] == "무선 네트워크 미사용"
+    assert main(["attach", bundle, "--item", "10.1.1", "--status", "not_applicable", "--reason",
+                 "전산실 없음 (클라우드 사용)", "--key", reportlib.key(), "--by", "ops"]) == 0
+    c = next(c for c in reportlib.results(bundle)["controls"] if c["id"] == "10.1.1")
+    assert c["status"] == "not_applicable" and c["manual_answer"]["reason"] == "전산실 없음 (클라우드 사용)"
     assert main(["verify", bundle]) == 0
