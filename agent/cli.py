@@ -84,9 +84,17 @@ def cmd_scan(a: argparse.Namespace) -> int:
     except (signing.SignatureError, OSError) as e:
         _err(str(e))
         return EXIT_OUTPUT
-    quiet = a.quiet
+    observer = None
+    progress = None
+    if not a.quiet:
+        if sys.stderr.isatty():  # a live status line (hosts done/failed/running, phase)
+            from .progress import Progress
+
+            observer = Progress(tty=True)
+        else:  # logs and CI: one plain line per host and phase
+            progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     opts = ScanOptions(out=a.out, key=key, profile=profile, concurrency=a.concurrency, only=only,
-                       vantage=a.vantage, progress=None if quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
+                       vantage=a.vantage, progress=progress, observer=observer)
     try:
         results = scan(inv, opts)
     except ConfigError as e:
@@ -95,6 +103,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
     except FileExistsError as e:
         _err(str(e))
         return EXIT_OUTPUT
+    finally:
+        if observer is not None:
+            observer.close()
     print(render_summary(results, lang=a.lang))
     print(("서명된 증적 번들: " if a.lang == "ko" else "Signed evidence bundle: ") + os.path.abspath(a.out))
     if "host" in only and inv.hosts and not any(h["collected"] for h in results["hosts"]):

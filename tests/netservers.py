@@ -48,6 +48,23 @@ def _name(cn: str) -> Any:
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
+def _key_usage(**set_bits: bool) -> Any:
+    from cryptography import x509
+
+    bits = dict(digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False)
+    bits.update(set_bits)
+    return x509.KeyUsage(**bits)
+
+
+def _write_key(path: str, key: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    Path(path).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()))
+
+
 def make_ca(directory: Path, cn: str = "evidence-agent Test CA") -> tuple[CertFiles, Any, Any]:
     """A self-signed CA (RSA 2048, 10 years); returns files, certificate and key."""
     from cryptography import x509
@@ -62,16 +79,13 @@ def make_ca(directory: Path, cn: str = "evidence-agent Test CA") -> tuple[CertFi
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256()))
     directory.mkdir(parents=True, exist_ok=True)
     files = CertFiles(str(directory / "ca.pem"), str(directory / "ca.key"))
     Path(files.cert).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    Path(files.key).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+    _write_key(files.key, key)
     return files, cert, key
 
 
@@ -92,17 +106,15 @@ def make_leaf(directory: Path, stem: str, ca_cert: Any, ca_key: Any, dns: Sequen
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(key_encipherment=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
             .sign(ca_key, hashes.SHA256()))
     directory.mkdir(parents=True, exist_ok=True)
     files = CertFiles(str(directory / f"{stem}.pem"), str(directory / f"{stem}.key"))
     Path(files.cert).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    Path(files.key).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+    _write_key(files.key, key)
     return files
 
 
@@ -121,8 +133,7 @@ def make_self_signed(directory: Path, stem: str, cn: str, days: int = 30) -> Cer
     directory.mkdir(parents=True, exist_ok=True)
     files = CertFiles(str(directory / f"{stem}.pem"), str(directory / f"{stem}.key"))
     Path(files.cert).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    Path(files.key).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+    _write_key(files.key, key)
     return files
 
 
@@ -157,7 +168,8 @@ def listening(host: str, port: int, proto: str = "tcp") -> bool:
     return False
 
 
-def wait_listening(host: str, port: int, timeout: float = 10.0, proc: Optional[subprocess.Popen] = None) -> None:
+def wait_listening(host: str, port: int, timeout: float = 10.0,
+                   proc: Optional[subprocess.Popen] = None) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if listening(host, port):
@@ -189,7 +201,8 @@ class Lab:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def process(self, argv: Sequence[str], host: str, port: int, cwd: Optional[str] = None) -> subprocess.Popen:
+    def process(self, argv: Sequence[str], host: str, port: int,
+                cwd: Optional[str] = None) -> subprocess.Popen:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
         self.procs.append(proc)
@@ -499,12 +512,16 @@ class NetLab:
     def outside_net(self) -> str:
         return f"127.{self.n}.8.0/24"
 
-    svc = property(lambda self: self.addr(1))       # 21, 23, 3306 banners
-    weak = property(lambda self: self.addr(2))      # :443 TLS 1.0 + 1.1 only, ALL:COMPLEMENTOFALL:@SECLEVEL=0, self-signed
-    strong = property(lambda self: self.addr(3))    # :443 TLS 1.2 + 1.3, test-CA certificate for strong.test
-    expired = property(lambda self: self.addr(4))   # :443 TLS 1.2 + 1.3, expired test-CA cert, asks for a client cert
-    web = property(lambda self: self.addr(5))       # :80 flawed HTTP server
-    good = property(lambda self: self.addr(6))      # nginx :80 -> https, :443 good headers, test-CA cert good.test
+    # .1 :21/:23/:3306 banners; .2 :443 TLS 1.0 + 1.1 only, ALL:COMPLEMENTOFALL:@SECLEVEL=0, self-signed;
+    # .3 :443 TLS 1.2 + 1.3, test-CA certificate strong.test; .4 :443 TLS 1.2 + 1.3, expired test-CA
+    # certificate, asks for a client certificate; .5 :80 flawed HTTP server; .6 nginx :80 -> https,
+    # :443 with good headers and a test-CA certificate good.test.
+    svc = property(lambda self: self.addr(1))
+    weak = property(lambda self: self.addr(2))
+    strong = property(lambda self: self.addr(3))
+    expired = property(lambda self: self.addr(4))
+    web = property(lambda self: self.addr(5))
+    good = property(lambda self: self.addr(6))
     outside = property(lambda self: f"127.{self.n}.8.1")  # counting listener, out of scope
     outside_port = 8081
 

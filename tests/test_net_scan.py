@@ -23,8 +23,9 @@ PORTS = "21,22,23,25,80,443,3306,8080,8443"
 def lab_scan(netlab):
     known = {netlab.svc: "svc01", netlab.weak: "weak01", netlab.strong: "strong01", netlab.expired: "old01",
              netlab.addr(9): "ghost01"}
-    fact = scan_networks([{"name": "lab", "cidr": f"{netlab.net}.0/28", "zone": "dmz"}], Scope.parse([netlab.scope_allow]),
-                         known, NmapOptions(ports=PORTS), "test-vantage", time.monotonic() + 90)
+    fact = scan_networks([{"name": "lab", "cidr": f"{netlab.net}.0/28", "zone": "dmz"}],
+                         Scope.parse([netlab.scope_allow]), known, NmapOptions(ports=PORTS), "test-vantage",
+                         time.monotonic() + 90)
     return fact
 
 
@@ -33,10 +34,11 @@ def test_scan_finds_exactly_the_planted_ports(netlab, lab_scan):
     (scan,) = lab_scan.data["scans"]
     assert scan["error"] is None
     assert scan["scan_type"] == "syn" and scan["privileged"] is True
-    assert scan["vantage"] == "test-vantage" and scan["zone"] == "dmz" and scan["cidr"] == f"{netlab.net}.0/28"
+    assert (scan["vantage"], scan["zone"], scan["cidr"]) == ("test-vantage", "dmz", f"{netlab.net}.0/28")
     assert scan["nmap_version"] and scan["nmap_args"][-1] == f"{netlab.net}.0/28"
-    assert "-n" in scan["nmap_args"] and "--max-retries" in scan["nmap_args"] and "--host-timeout" in scan["nmap_args"]
-    found = {h["address"]: {p["port"] for p in h["ports"] if p["state"] == "open"} for h in scan["hosts"] if h["live"]}
+    assert {"-n", "--max-retries", "--host-timeout"} <= set(scan["nmap_args"])
+    found = {h["address"]: {p["port"] for p in h["ports"] if p["state"] == "open"}
+             for h in scan["hosts"] if h["live"]}
     assert found == netlab.planted_tcp
 
 
@@ -60,8 +62,9 @@ def test_loopback_hosts_without_open_ports_are_not_live(netlab, lab_scan):
     assert scan["undeclared_hosts"] == [netlab.web, netlab.good]
     assert scan["inventory_missing"] == [netlab.addr(9)]
     ghost = next(h for h in scan["hosts"] if h["address"] == netlab.addr(9))
-    assert ghost == {"address": netlab.addr(9), "in_inventory": True, "inventory_host": "ghost01", "state": "up",
-                     "reason": "localhost-response", "live": False, "timed_out": False, "ports": []}
+    assert ghost == {"address": netlab.addr(9), "in_inventory": True, "inventory_host": "ghost01",
+                     "state": "up", "reason": "localhost-response", "live": False, "timed_out": False,
+                     "ports": []}
 
 
 def test_scan_evidence_is_the_nmap_xml(lab_scan):
@@ -107,8 +110,9 @@ def test_deadline_stops_nmap_and_says_so(netlab):
     s.listen(16)
     try:
         t0 = time.monotonic()
-        fact = scan_networks([{"name": "slow", "cidr": f"{addr}/32", "zone": "dmz"}], Scope.parse([netlab.scope_allow]),
-                             {}, NmapOptions(ports="8080"), "test", time.monotonic() + 2.0)
+        fact = scan_networks([{"name": "slow", "cidr": f"{addr}/32", "zone": "dmz"}],
+                             Scope.parse([netlab.scope_allow]), {}, NmapOptions(ports="8080"), "test",
+                             time.monotonic() + 2.0)
         took = time.monotonic() - t0
     finally:
         s.close()
@@ -129,7 +133,8 @@ def test_missing_nmap_is_not_collected(netlab):
 
 def test_invalid_port_spec_is_refused():
     with pytest.raises(ValueError):
-        scan_networks([{"name": "n", "cidr": "127.0.9.12/32", "zone": "dmz"}], Scope.parse(["127.0.9.0/24"]), {},
+        scan_networks([{"name": "n", "cidr": "127.0.9.12/32", "zone": "dmz"}], Scope.parse(["127.0.9.0/24"]),
+                      {},
                       NmapOptions(ports="22 --script=all"), "test", time.monotonic() + 10)
 
 
@@ -153,7 +158,7 @@ XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_parse_live_definition_off_loopback(tmp_path: Path):
-    """Off loopback a discovery answer is enough; -Pn's user-set is not. A truncated file keeps what was read."""
+    """Off loopback a discovery answer is enough, -Pn's user-set is not; a cut file keeps what was read."""
     p = tmp_path / "scan.xml"
     p.write_text(XML)  # no </nmaprun>: as left by a killed nmap
     rec, problem = parse_xml(str(p), "10.0.0.0/24", {"10.0.0.6": "db01", "10.0.0.8": "app01"})
@@ -163,8 +168,8 @@ def test_parse_live_definition_off_loopback(tmp_path: Path):
     assert by["10.0.0.5"]["live"] and not by["10.0.0.5"]["ports"]
     assert not by["10.0.0.6"]["live"] and by["10.0.0.6"]["inventory_host"] == "db01"
     assert by["10.0.0.7"]["ports"] == [
-        {"port": 22, "proto": "tcp", "state": "open", "service": "ssh", "product": "OpenSSH", "version": "9.2p1",
-         "extrainfo": None, "tunnel": None, "method": "probed"},
+        {"port": 22, "proto": "tcp", "state": "open", "service": "ssh", "product": "OpenSSH",
+         "version": "9.2p1", "extrainfo": None, "tunnel": None, "method": "probed"},
         {"port": 161, "proto": "udp", "state": "open|filtered", "service": "snmp", "product": None,
          "version": None, "extrainfo": None, "tunnel": None, "method": "table"}]
     assert by["10.0.0.8"]["state"] == "down" and not by["10.0.0.8"]["live"]

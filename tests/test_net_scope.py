@@ -55,8 +55,8 @@ def test_web_refuses_url_outside_scope(quiet_outside):
     nl = quiet_outside
     seen = len(nl.http_server.requests)
     with pytest.raises(ScopeError):
-        check_web([f"http://{nl.web}/", f"http://{nl.outside}:{nl.outside_port}/"], Scope.parse([nl.scope_allow]),
-                  WebOptions(), time.monotonic() + 30)
+        check_web([f"http://{nl.web}/", f"http://{nl.outside}:{nl.outside_port}/"],
+                  Scope.parse([nl.scope_allow]), WebOptions(), time.monotonic() + 30)
     assert len(nl.http_server.requests) == seen  # the in-scope URL was not requested either
 
 

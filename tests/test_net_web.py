@@ -19,13 +19,15 @@ def _one(fact):
 
 
 def test_flawed_server(netlab):
-    fact = check_web([f"http://{netlab.web}/"], Scope.parse([netlab.scope_allow]), WebOptions(), time.monotonic() + 60)
+    fact = check_web([f"http://{netlab.web}/"], Scope.parse([netlab.scope_allow]), WebOptions(),
+                     time.monotonic() + 60)
     assert fact.status is FactStatus.COLLECTED, fact.reason
     e = _one(fact)
     assert e["status"] == "checked" and e["status_code"] == 200
     assert e["https_redirect"]["checked"] and e["https_redirect"]["redirects_to_https"] is False
     disclosed = {d["header"]: d for d in e["version_disclosure"]}
-    assert disclosed["server"]["value"].startswith("SimpleHTTP/0.6 Python/3.") and disclosed["server"]["has_version"]
+    assert disclosed["server"]["value"].startswith("SimpleHTTP/0.6 Python/3.")
+    assert disclosed["server"]["has_version"]
     assert disclosed["x-powered-by"] == {"header": "x-powered-by", "value": "PHP/7.4.3", "has_version": True}
     assert e["discloses_version"] is True
     assert e["directory_listing"] == {"found": True, "paths": ["/", "/files/"]}
@@ -39,17 +41,19 @@ def test_flawed_server(netlab):
     assert e["trace_enabled"] is True
     assert fact.data["tls_verification"] == "disabled (internal CA)"
     (ev,) = fact.evidence
-    assert ev.items == ("14.5.1",) and f"### GET http://{netlab.web}/" in ev.content and "< server: SimpleHTTP" in ev.content
+    assert ev.items == ("14.5.1",)
+    assert f"### GET http://{netlab.web}/" in ev.content and "< server: SimpleHTTP" in ev.content
     assert "### RAW malformed request" in ev.content and "### TRACE" in ev.content
 
 
 def test_hardened_server_via_http(netlab):
-    fact = check_web([f"http://{netlab.good}/"], Scope.parse([netlab.scope_allow]), WebOptions(tls_verify=netlab.ca_file),
-                     time.monotonic() + 60)
+    fact = check_web([f"http://{netlab.good}/"], Scope.parse([netlab.scope_allow]),
+                     WebOptions(tls_verify=netlab.ca_file), time.monotonic() + 60)
     assert fact.status is FactStatus.COLLECTED, fact.reason
     e = _one(fact)
     assert fact.data["tls_verification"] == f"ca_file:{netlab.ca_file}"
-    assert e["redirect_chain"] == [{"url": f"http://{netlab.good}/", "status": 301, "location": f"https://{netlab.good}/"}]
+    assert e["redirect_chain"] == [{"url": f"http://{netlab.good}/", "status": 301,
+                                    "location": f"https://{netlab.good}/"}]
     assert e["final_url"] == f"https://{netlab.good}/" and e["status_code"] == 200
     assert e["https_redirect"]["redirects_to_https"] is True
     assert all(e["security_headers"].values())
@@ -69,7 +73,8 @@ def test_https_twin_and_verification_modes(netlab):
     assert e["status"] == "checked"
     assert e["https_redirect"]["http_url"] == f"http://{netlab.good}/"
     assert e["https_redirect"]["redirects_to_https"] is True
-    fact = check_web([f"https://{netlab.good}/"], scope, WebOptions(tls_verify="system"), time.monotonic() + 60)
+    fact = check_web([f"https://{netlab.good}/"], scope, WebOptions(tls_verify="system"),
+                     time.monotonic() + 60)
     assert fact.data["tls_verification"] == "system"
     e = _one(fact)
     assert e["status"] == "unknown" and "certificate verify failed" in e["reason"]
@@ -101,8 +106,8 @@ def test_body_is_capped(netlab):
     scope = Scope.parse([netlab.scope_allow])
     s = requests.Session()
     s.trust_env = False
-    c = _Checker(f"http://{netlab.web}/", netlab.web, scope, WebOptions(max_body_bytes=1000), time.monotonic() + 30,
-                 s, False)
+    c = _Checker(f"http://{netlab.web}/", netlab.web, scope, WebOptions(max_body_bytes=1000),
+                 time.monotonic() + 30, s, False)
     r = c.fetch("GET", f"http://{netlab.web}/big.html")
     assert r.status == 200 and len(r.body) == 1000 and r.truncated
     assert "[... body cut ...]" in c.transcript[-1]

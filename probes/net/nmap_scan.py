@@ -367,15 +367,15 @@ def parse_xml(
     for addr, name in known.items():
         if addr in hosts or ipaddress.ip_address(addr) not in net:
             continue
-        hosts[addr] = {"address": addr, "state": "down" if complete else "unknown", "reason": None, "ports": [],
-                       "live": False,
+        hosts[addr] = {"address": addr, "state": "down" if complete else "unknown", "reason": None,
+                       "ports": [], "live": False,
                        "timed_out": False}
     out = []
     for addr in sorted(hosts, key=lambda a: ipaddress.ip_address(a)):
         h = hosts[addr]
         out.append({"address": addr, "in_inventory": addr in known, "inventory_host": known.get(addr),
-                    "state": h["state"], "reason": h["reason"], "live": h["live"], "timed_out": h["timed_out"],
-                    "ports": h["ports"]})
+                    "state": h["state"], "reason": h["reason"], "live": h["live"],
+                    "timed_out": h["timed_out"], "ports": h["ports"]})
     rec["hosts"] = out
     rec["undeclared_hosts"] = [h["address"] for h in out if h["live"] and not h["in_inventory"]]
     rec["inventory_missing"] = [h["address"] for h in out
@@ -457,10 +457,11 @@ def scan_networks(
         entry: dict[str, Any] = {
             "network": n.get("name", cidr), "cidr": cidr, "zone": n.get("zone"), "vantage": vantage,
             "scan_type": None, "privileged": privileged, "started": _now(), "finished": None,
-            "nmap_seconds": None, "nmap_args": [], "nmap_version": version, "ports_scanned": None, "udp_ports": None,
-            "udp_skipped": None, "discovery": "skipped (-Pn)" if opts.skip_discovery else "ping",
-            "hosts_up": 0, "hosts": [], "undeclared_hosts": [], "inventory_missing": [], "hosts_timed_out": [],
-            "error": None,
+            "nmap_seconds": None, "nmap_args": [], "nmap_version": version, "ports_scanned": None,
+            "udp_ports": None, "udp_skipped": None,
+            "discovery": "skipped (-Pn)" if opts.skip_discovery else "ping",
+            "hosts_up": 0, "hosts": [], "undeclared_hosts": [], "inventory_missing": [],
+            "hosts_timed_out": [], "error": None,
         }
         scans.append(entry)
         if problem or not path:
@@ -507,7 +508,8 @@ def scan_networks(
             elif not rec["finished_ok"]:
                 errors.append("nmap XML has no successful end marker")
         if rec["hosts_timed_out"]:
-            shown_to = ", ".join(rec["hosts_timed_out"][:20]) + (" ..." if len(rec["hosts_timed_out"]) > 20 else "")
+            late = rec["hosts_timed_out"]
+            shown_to = ", ".join(late[:20]) + (" ..." if len(late) > 20 else "")
             errors.append(f"{len(rec['hosts_timed_out'])} host(s) hit --host-timeout {opts.host_timeout}, "
                           f"their ports are unknown: {shown_to}")
         entry["error"] = "; ".join(errors) or None

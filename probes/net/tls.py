@@ -126,7 +126,8 @@ class TlsOptions:
         per_server_connections: concurrent connections to one endpoint.
         concurrent_servers: endpoints scanned at the same time.
         ca_file: internal CA bundle (PEM): gives ``trusted_by_ca_file``.
-        system_ca_file: the system store; None: OpenSSL's default (Debian: /etc/ssl/certs/ca-certificates.crt).
+        system_ca_file: the system store; None: OpenSSL's default
+            (Debian: /etc/ssl/certs/ca-certificates.crt).
         robot: run the ROBOT test (several connections per RSA endpoint).
         http_headers: fetch ``/`` over TLS for HSTS (not on STARTTLS endpoints).
         max_evidence_bytes: cap of each endpoint's sslyze JSON.
@@ -339,7 +340,8 @@ def _trace_text(trace: Any) -> str:
         return str(trace)[:500]
 
 
-def cipher_flags(name: str, openssl_name: str, key_size: int, anonymous: bool, version: str) -> dict[str, Any]:
+def cipher_flags(name: str, openssl_name: str, key_size: int, anonymous: bool,
+                 version: str) -> dict[str, Any]:
     """Weakness flags of one cipher suite, from its IANA name."""
     n = name.upper()
     tls13 = version == "TLS 1.3"
@@ -372,7 +374,8 @@ def _attempt(all_attempts: Any, cmd: str, errors: dict[str, str]) -> Any:
     return None
 
 
-def _entry_from_result(entry: dict[str, Any], res: Any, system: _TrustStore, custom: Optional[_TrustStore]) -> None:
+def _entry_from_result(entry: dict[str, Any], res: Any, system: _TrustStore,
+                       custom: Optional[_TrustStore]) -> None:
     conn = res.connectivity_result
     if res.scan_result is None or conn is None:
         entry["status"] = "unknown"
@@ -461,9 +464,9 @@ def _blank_entry(ep: Mapping[str, Any], ip: Optional[str]) -> dict[str, Any]:
         "status": "unknown", "reason": None, "highest_version": None,
         "protocols": {v: None for v in VERSIONS}, "cipher_suites": {},
         "certificate": None, "client_cert_requested": None, "hsts": None, "http_error": None,
-        "vulnerabilities": {"heartbleed": None, "ccs_injection": None, "robot": None, "robot_vulnerable": None,
-                            "insecure_renegotiation": None, "client_renegotiation_dos": None,
-                            "compression": None, "fallback_scsv": None},
+        "vulnerabilities": {"heartbleed": None, "ccs_injection": None, "robot": None,
+                            "robot_vulnerable": None, "insecure_renegotiation": None,
+                            "client_renegotiation_dos": None, "compression": None, "fallback_scsv": None},
         "errors": {}, "evidence": None,
     }
 
@@ -494,7 +497,6 @@ def assess_tls(
     Raises :class:`agent.scope.ScopeError` before any connection when an endpoint
     is out of scope, ValueError on an unknown ``starttls``.
     """
-    import sslyze
     from sslyze import (CertificateInfoExtraArgument, ProtocolWithOpportunisticTlsEnum, ScanCommand,
                         ScanCommandsExtraArguments, Scanner, ServerNetworkConfiguration,
                         ServerNetworkLocation, ServerScanRequest)
@@ -506,7 +508,8 @@ def assess_tls(
     for ep in endpoints:
         st = ep.get("starttls")
         if st and st not in STARTTLS:
-            raise ValueError(f"endpoint {ep['host']}:{ep['port']}: unknown starttls {st!r} (one of {STARTTLS})")
+            raise ValueError(f"endpoint {ep['host']}:{ep['port']}: unknown starttls {st!r} "
+                             f"(one of {STARTTLS})")
         ip = scope.check_address(str(ep["host"]), f"TLS endpoint {ep['host']}:{ep['port']}")
         checked.append((ep, ip))
 
@@ -580,7 +583,8 @@ def assess_tls(
     for uuid, (entry, ep) in list(requests.items()):
         res = results.get(uuid)
         if res is None:
-            entry["reason"] = failure[0] if failure else "deadline reached before this endpoint's scan finished"
+            entry["reason"] = failure[0] if failure else \
+                "deadline reached before this endpoint's scan finished"
             content = json.dumps({"endpoint": {k: entry[k] for k in ("host", "port", "ip", "server_name",
                                                                        "starttls")},
                                   "status": "unknown", "reason": entry["reason"]}, indent=2)
@@ -600,7 +604,7 @@ def assess_tls(
         entry["evidence"] = label
         evidence.append(Evidence(
             label=label,
-            command=f"sslyze {sslyze.__name__} {sslyze_version} scan of {entry['ip']}:{entry['port']}"
+            command=f"sslyze {sslyze_version} (Python API) scan of {entry['ip']}:{entry['port']}"
                     + (f" (SNI {entry['server_name']})" if entry["server_name"] else "")
                     + (f" STARTTLS {entry['starttls']}" if entry["starttls"] else ""),
             content=content,

@@ -146,9 +146,9 @@ def load_default_pages(path: Optional[str] = None) -> dict[str, Any]:
         doc = yaml.safe_load(f) or {}
     pages = []
     for p in doc.get("pages", []):
+        match = re.compile(p["match"], re.IGNORECASE | re.MULTILINE) if p.get("match") else None
         pages.append({"id": str(p["id"]), "path": str(p["path"]), "what": str(p.get("what", "")),
-                      "status": [int(s) for s in p.get("status", [200])],
-                      "match": re.compile(p["match"], re.IGNORECASE | re.MULTILINE) if p.get("match") else None})
+                      "status": [int(s) for s in p.get("status", [200])], "match": match})
     return {"version": str(doc.get("version", "")), "pages": pages,
             "listing_paths": [str(x) for x in doc.get("listing_paths", ["/"])],
             "listing_patterns": [re.compile(x, re.IGNORECASE) for x in doc.get("listing_patterns", [])]}
@@ -269,7 +269,9 @@ class _Checker:
 
     # -- checks ----------------------------------------------------------------------------
 
-    def follow(self, url: str) -> tuple[Optional[_Response], str, list[dict[str, Any]], Optional[dict[str, str]]]:
+    def follow(
+        self, url: str
+    ) -> tuple[Optional[_Response], str, list[dict[str, Any]], Optional[dict[str, str]]]:
         """GET url following redirects inside scope; (final response, final url, chain, refused)."""
         chain: list[dict[str, Any]] = []
         current = url
@@ -286,12 +288,13 @@ class _Checker:
             if problem:
                 return resp, current, chain, {"location": nxt, "reason": f"not followed: {problem}"}
             current = nxt
-        return resp, current, chain, {"location": current, "reason": f"more than {self.opts.max_redirects} redirects"}
+        too_many = {"location": current, "reason": f"more than {self.opts.max_redirects} redirects"}
+        return resp, current, chain, too_many
 
     def https_redirect(self, chain: list[dict[str, Any]]) -> dict[str, Any]:
         parts = urlsplit(self.url)
-        out: dict[str, Any] = {"checked": False, "http_url": None, "reachable": None, "redirects_to_https": None,
-                               "status": None, "location": None, "reason": None}
+        out: dict[str, Any] = {"checked": False, "http_url": None, "reachable": None,
+                               "redirects_to_https": None, "status": None, "location": None, "reason": None}
         if parts.scheme == "http":
             out.update(checked=True, http_url=self.url)
             first = self.cache.get(("GET", self.url))
@@ -321,7 +324,8 @@ class _Checker:
     def rebase(self, final_url: str) -> None:
         if final_url != self.base:
             self.base = final_url
-            self.base_ip = self.scope.check_address(urlsplit(final_url).hostname or "", f"web URL {final_url}")
+            host = urlsplit(final_url).hostname or ""
+            self.base_ip = self.scope.check_address(host, f"web URL {final_url}")
 
     def path_url(self, path: str) -> str:
         parts = urlsplit(self.base)
@@ -403,7 +407,8 @@ def _same_page(body: bytes, soft_404_body: bytes, nf_path: str) -> bool:
 
 def _short(exc: BaseException) -> str:
     msg = str(exc)
-    m = re.search(r"\[Errno -?\d+\] [^'\")]+|Connection refused|timed out|certificate verify failed[^'\")]*", msg)
+    m = re.search(r"\[Errno -?\d+\] [^'\")]+|Connection refused|timed out|"
+                  r"certificate verify failed[^'\")]*", msg)
     return f"{type(exc).__name__}: {m.group(0) if m else msg[:300]}"
 
 
@@ -438,7 +443,8 @@ def check_url(url: str, ip: str, scope: Scope, opts: WebOptions, deadline: float
         "url": url, "ip": ip, "status": "unknown", "reason": None, "status_code": None, "final_url": None,
         "redirect_chain": [], "redirect_refused": None, "https_redirect": None, "version_disclosure": [],
         "discloses_version": False, "directory_listing": {"found": False, "paths": []}, "default_pages": [],
-        "default_pages_checked": 0, "error_pages": None, "security_headers": {h: None for h in SECURITY_HEADERS},
+        "default_pages_checked": 0, "error_pages": None,
+        "security_headers": {h: None for h in SECURITY_HEADERS},
         "trace_enabled": None, "requests": 0, "errors": c.errors, "evidence": _label(url),
     }
     final, final_url, chain, refused = c.follow(url)
@@ -479,11 +485,13 @@ def check_url(url: str, ip: str, scope: Scope, opts: WebOptions, deadline: float
         # otherwise make every listed page look present.
         nf_path = f"/ea-{secrets.token_hex(6)}-404"
         nf = c.fetch("GET", c.path_url(nf_path))
-        nf_text = nf.text + "\n" + "\n".join(f"{k}: {v}" for k, v in nf.headers.items() if k in DISCLOSURE_HEADERS)
+        nf_text = nf.text + "\n" + "\n".join(f"{k}: {v}" for k, v in nf.headers.items()
+                                             if k in DISCLOSURE_HEADERS)
         soft_404 = nf.status == 200
         entry["error_pages"] = {
             "not_found": {"path": nf_path, "status": nf.status, "soft_404": soft_404,
-                          "stack_trace": bool(_STACK_TRACE.search(nf.text)), "version_strings": _versions(nf_text)},
+                          "stack_trace": bool(_STACK_TRACE.search(nf.text)),
+                          "version_strings": _versions(nf_text)},
             "malformed": c.malformed(),
         }
 
@@ -508,7 +516,8 @@ def check_url(url: str, ip: str, scope: Scope, opts: WebOptions, deadline: float
     entry["requests"] = c.requests
     ev = Evidence(
         label=entry["evidence"],
-        command=f"evidence-agent web checks of {url} (python-requests; tls verification: {_verify_setting(opts)[1]})",
+        command=f"evidence-agent web checks of {url} "
+                f"(python-requests; tls verification: {_verify_setting(opts)[1]})",
         content="".join(c.transcript),
         collected_at=_iso(),
         items=ITEMS,
@@ -536,7 +545,8 @@ def check_web(urls: Sequence[str], scope: Scope, opts: WebOptions, deadline: flo
     verify, verify_label = _verify_setting(opts)
     pages = load_default_pages(opts.default_pages_file)
     data: dict[str, Any] = {"tls_verification": verify_label,
-                            "default_pages_list": {"version": pages["version"], "entries": len(pages["pages"])},
+                            "default_pages_list": {"version": pages["version"],
+                                                   "entries": len(pages["pages"])},
                             "urls": []}
     evidence = []
     session = requests.Session()
@@ -551,7 +561,8 @@ def check_web(urls: Sequence[str], scope: Scope, opts: WebOptions, deadline: flo
         session.close()
     entries = data["urls"]
     if not entries:
-        return Fact(probe=PROBE, status=FactStatus.NOT_COLLECTED, data=data, reason="no URL given", source="http")
+        return Fact(probe=PROBE, status=FactStatus.NOT_COLLECTED, data=data, reason="no URL given",
+                    source="http")
     bad = [e for e in entries if e["status"] != "checked"]
     if not bad:
         status, reason = FactStatus.COLLECTED, None
