@@ -25,10 +25,14 @@ system-deps-run:
 system-deps-test:
 	@sh scripts/system-deps.sh test
 
-## Scan this machine (local transport + loopback network) and write a signed bundle under ./bundles/
+## Scan this machine (local transport + loopback network): a signed bundle under ./bundles/ plus its HTML/XLSX report
 run: system-deps-run $(STAMP)
 	@mkdir -p $(BUNDLES)
-	$(EA) scan --out $(BUNDLES)/$$(date -u +%Y%m%dT%H%M%SZ) $(RUN_ARGS)
+	@out=$(BUNDLES)/$$(date -u +%Y%m%dT%H%M%SZ); \
+	  $(EA) scan --out $$out $(RUN_ARGS); rc=$$?; \
+	  if [ -f $$out/results.json ]; then \
+	    $(EA) report $$out --format html && $(EA) report $$out --format xlsx && $(EA) verify $$out; \
+	  fi; exit $$rc
 
 ## Run the test suite (starts its own sshd, TLS/HTTP servers and namespace lab)
 test: system-deps-test $(STAMP)
