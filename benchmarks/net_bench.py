@@ -177,8 +177,9 @@ def bench_tls(tmp: Path, skip_testssl: bool, testssl_timeout: float) -> dict[str
     argv = [tool, "--quiet", "--color", "0", "--warnings", "off", "--parallel", "--file", str(targets)]
     res["testssl_cmd"] = " ".join(shlex.quote(a) for a in argv).replace(str(targets), "<10 endpoints file>")
     t = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=outdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    log = tmp / "testssl.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=outdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         proc.wait(timeout=testssl_timeout)
         res["testssl"] = time.monotonic() - t
@@ -188,6 +189,9 @@ def bench_tls(tmp: Path, skip_testssl: bool, testssl_timeout: float) -> dict[str
         proc.wait()
         res["testssl"] = time.monotonic() - t
         res["testssl_note"] = f"killed at the {testssl_timeout:.0f}s limit (a lower bound)"
+    # testssl ends each endpoint's report with " Done <date> [  NNs] -->> host:port (ip) <<--".
+    text = log.read_text(errors="replace")
+    res["testssl_done"] = sum(1 for line in text.splitlines() if line.startswith(" Done ") and "-->>" in line)
     return res
 
 
@@ -231,7 +235,8 @@ def main() -> int:
         print(f"\n(b) TLS assessment of {len(TLS_HOSTS)} endpoints (127.0.6.1-10:443, {tls_server}):")
         print(f"    assess_tls    : {t['ours']:6.2f}s  ({t['assessed']}/{len(TLS_HOSTS)} assessed)")
         if t["testssl"] is not None:
-            print(f"    testssl       : {t['testssl']:6.2f}s  {t.get('testssl_note') or ''}")
+            print(f"    testssl       : {t['testssl']:6.2f}s  ({t['testssl_done']}/{len(TLS_HOSTS)} endpoint reports "
+                  f"completed, exit {t.get('testssl_rc')}) {t.get('testssl_note') or ''}")
             print(f"    ratio testssl/ours = {t['testssl'] / t['ours']:.1f}x  (target >= 20x)")
             print(f"    testssl cmd   : {t['testssl_cmd']}")
         else:

@@ -119,3 +119,20 @@ def test_default_pages_list_is_dated_and_valid():
     ids = [p["id"] for p in pages["pages"]]
     assert len(ids) == len(set(ids))
     assert all(p["path"].startswith("/") for p in pages["pages"])
+
+
+def test_body_that_breaks_off_is_kept_partial(netlab):
+    """A server announcing 100000 bytes and closing after 3: the check goes on with what came."""
+    from netservers import TcpListener
+
+    addr = netlab.addr(15)
+    srv = TcpListener(addr, 8080, b"HTTP/1.1 200 OK\r\nServer: Broken/1.0\r\nContent-Length: 100000\r\n\r\nabc")
+    try:
+        fact = check_web([f"http://{addr}:8080/"], Scope.parse([netlab.scope_allow]), WebOptions(timeout=3),
+                         time.monotonic() + 60)
+    finally:
+        srv.stop()
+    e = _one(fact)
+    assert e["status"] == "checked" and e["status_code"] == 200
+    assert any("body cut" in err for err in e["errors"])
+    assert e["version_disclosure"] == [{"header": "server", "value": "Broken/1.0", "has_version": True}]

@@ -220,6 +220,7 @@ class _Checker:
             return resp
         budget = min(self.opts.timeout, left)
         import requests
+        import urllib3
 
         self.requests += 1
         sent_headers: Mapping[str, str] = {}
@@ -242,10 +243,14 @@ class _Checker:
                         cut = True
                         self.errors.append(f"{method} {url}: body not finished within {budget:.0f}s")
                         break
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                # Headers arrived, the body broke off (reset, read timeout, bad encoding): keep what came.
+                cut = True
+                self.errors.append(f"{method} {url}: body cut: {_short(exc)}")
             finally:
                 r.close()
             resp = _Response(r.status_code, r.headers, bytes(body), cut)
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             resp = _Response(None, {}, b"", False, _short(exc))
             self.errors.append(f"{method} {url}: {resp.error}")
         self._log(method, url, sent_headers, resp)
