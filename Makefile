@@ -47,7 +47,7 @@ bench: system-deps-bench $(STAMP)
 	$(PY) benchmarks/lab_collect.py
 
 lint: $(STAMP)
-	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks 2>/dev/null || $(PY) -m compileall -q agent probes policies collectors output
+	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

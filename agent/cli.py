@@ -33,6 +33,18 @@ def _err(msg: str) -> None:
     print(f"evidence-agent: {msg}", file=sys.stderr)
 
 
+def _read_pubkey(path: Optional[str]) -> "Optional[str] | bool":
+    """The --pubkey file's text, None when not given, False (after an error message) when unreadable."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        _err(f"cannot read --pubkey {path}: {e.strerror}")
+        return False
+
+
 def _load_key(path: str, create: bool) -> signing.KeyPair:
     if not os.path.exists(path):
         if not create:
@@ -117,14 +129,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
 def cmd_verify(a: argparse.Namespace) -> int:
     from collectors.verify import verify_path
 
-    pub = None
-    if a.pubkey:
-        try:
-            with open(a.pubkey) as f:
-                pub = f.read()
-        except OSError as e:
-            _err(f"cannot read --pubkey {a.pubkey}: {e.strerror}")
-            return EXIT_INVALID
+    pub = _read_pubkey(a.pubkey)
+    if pub is False:
+        return EXIT_INVALID
     v = verify_path(a.bundle, pub, a.max_age_days)  # a folder or a .zip of one
     for w in v.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -146,14 +153,9 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
     from .merge import MergeError, merge
 
-    pub = None
-    if a.pubkey:
-        try:
-            with open(a.pubkey) as f:
-                pub = f.read()
-        except OSError as e:
-            _err(f"cannot read --pubkey {a.pubkey}: {e.strerror}")
-            return EXIT_INVALID
+    pub = _read_pubkey(a.pubkey)
+    if pub is False:
+        return EXIT_INVALID
     if os.path.exists(a.out) and (not os.path.isdir(a.out) or os.listdir(a.out)):
         _err(f"output directory {a.out} is not empty; give a new directory")
         return EXIT_OUTPUT

@@ -7,7 +7,6 @@ the run goes on, records why, and is still signed.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -20,9 +19,9 @@ from typing import Any, Callable, Optional
 
 from collectors import signing
 from collectors.bundle import BundleWriter, now_iso, safe_component, seal
-from policies.engine import Evaluator, HostInput, aggregate
+from policies.engine import Evaluator, HostInput, summarize
 from policies.model import Profile
-from probes.base import CommandSpec, Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from probes.base import Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
 from probes.batch import dedupe
 from probes.host import PROBES
 from probes.transport import TransportError, describe_error
@@ -341,16 +340,3 @@ def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInpu
     return results
 
 
-def summarize(controls: list[dict[str, Any]]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    auto: dict[str, int] = {}
-    for c in controls:
-        counts[c["status"]] = counts.get(c["status"], 0) + 1
-        if not c.get("manual"):
-            auto[c["status"]] = auto.get(c["status"], 0) + 1
-    return {"controls": counts, "automated_controls": auto,
-            "overall_automated": aggregate(c["status"] for c in controls if not c.get("manual"))}
-
-
-dt  # used by callers for dates
-CommandSpec  # re-export for typing

@@ -28,7 +28,7 @@ import re
 import shutil
 from typing import Any, Optional, Sequence
 
-from policies.engine import aggregate
+from policies.engine import summarize
 
 from . import signing
 from .bundle import now_iso, safe_component, seal
@@ -47,18 +47,6 @@ def _write_json(path: str, obj: Any) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
     os.replace(tmp, path)
-
-
-def _summary(controls: list[dict[str, Any]]) -> dict[str, Any]:
-    """Same figures as the scan writes (agent.run.summarize), recomputed after a declaration."""
-    counts: dict[str, int] = {}
-    auto: dict[str, int] = {}
-    for c in controls:
-        counts[c["status"]] = counts.get(c["status"], 0) + 1
-        if not c.get("manual"):
-            auto[c["status"]] = auto.get(c["status"], 0) + 1
-    return {"controls": counts, "automated_controls": auto,
-            "overall_automated": aggregate(c["status"] for c in controls if not c.get("manual"))}
 
 
 def next_serial(evidence_dir: str, item: str) -> int:
@@ -136,7 +124,7 @@ def attach(bundle: str, item: str, files: Sequence[str], key: signing.KeyPair, s
         control["status_source"] = "declared"
         control["detail"] = {"ko": f"담당자 선언({by}): {reason or ''}".rstrip(": "),
                              "en": f"declared by {by}: {reason or ''}".rstrip(": ")}
-    results["summary"] = _summary(results.get("controls") or [])
+    results["summary"] = summarize(results.get("controls") or [])
     _write_json(os.path.join(root, "results.json"), results)
 
     record = {"revision": n, "sealed": pred.get("sealed"), "fingerprint": (pred.get("signer") or {}).get("fingerprint"),

@@ -23,7 +23,7 @@ import re
 import threading
 import unicodedata
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 from probes.base import Evidence
 
@@ -217,4 +217,3 @@ def iter_facts(root: str) -> Iterable[tuple[str, dict[str, Any]]]:
             yield f[:-5], read_json(root, f"facts/{f}")
 
 
-Optional  # typing re-export

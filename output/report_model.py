@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from policies.engine import IMPL, LABELS, NA, NETWORK_HOST, NI, PART, UNK, labels_for
+from policies.engine import IMPL, NA, NETWORK_HOST, NI, PART, UNK, labels_for
 
 STATUS_ORDER = (IMPL, PART, NI, NA, UNK)
 GUIDE_CHOICES = (IMPL, PART, NI)  # the three boxes of the guide's form (C)

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Optional
 
 from agent.yamlsrc import ConfigError
 
-from .expr import ExprError, bind_params, evaluate, fmt, render, truthy
+from .expr import ExprError, bind_params, evaluate, render, truthy
 from .model import Profile, Rule
 
 IMPL, PART, NI, NA, UNK = "implemented", "partial", "not_implemented", "not_applicable", "unknown"
@@ -58,6 +58,18 @@ def aggregate(statuses: Iterable[str]) -> str:
     if UNK in s:
         return UNK
     return IMPL
+
+
+def summarize(controls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per status (all controls, and automated ones) and the automated controls' aggregate."""
+    counts: dict[str, int] = {}
+    auto: dict[str, int] = {}
+    for c in controls:
+        counts[c["status"]] = counts.get(c["status"], 0) + 1
+        if not c.get("manual"):
+            auto[c["status"]] = auto.get(c["status"], 0) + 1
+    return {"controls": counts, "automated_controls": auto,
+            "overall_automated": aggregate(c["status"] for c in controls if not c.get("manual"))}
 
 
 @dataclass
@@ -371,4 +383,3 @@ def host_net_view(meta: dict[str, Any], run_ctx: dict[str, Any]) -> dict[str, An
             "tls_endpoints": tls, "web_sites": web}
 
 
-fmt  # re-export for renderers

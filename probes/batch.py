@@ -42,7 +42,7 @@ def new_nonce() -> str:
 def build_script(commands: Sequence[CommandSpec], nonce: str) -> str:
     """The compound script: a prelude, then one framed section per command."""
     lines = [f"_ea_m={shlex.quote(nonce)}", _PRELUDE]
-    lines.append(f"printf '\\n%s ID %s\\n' \"$_ea_m\" \"$(id -u 2>/dev/null)\"")
+    lines.append("printf '\\n%s ID %s\\n' \"$_ea_m\" \"$(id -u 2>/dev/null)\"")
     for c in commands:
         lines.append(f"_ea {shlex.quote(c.name)} {int(max(1, c.timeout))} {shlex.quote(c.script)}")
     lines.append("printf '\\n%s DONE\\n' \"$_ea_m\"")

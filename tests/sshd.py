@@ -12,11 +12,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from collectors import signing
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -111,4 +111,27 @@ UseDNS no
     return srv
 
 
-signing  # keeps import order stable for the collectors package
+class Hang:
+    """A TCP listener that accepts and never speaks: a hung sshd."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()

@@ -6,14 +6,13 @@ import os
 import re
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from agent.cli import main
 from conftest import ROOT, write_inventory
-from sshd import free_port
+from sshd import Hang, free_port
 
 INV = """version: 1
 organisation: Test Fintech
@@ -163,32 +162,6 @@ def test_verify_reports_stale(bundle, signing_key):
     time.sleep(0.01)
     assert main(["verify", bundle, "--pubkey", signing_key + ".pub", "--max-age-days", "0"]) == 3
     assert main(["verify", bundle, "--pubkey", signing_key + ".pub", "--max-age-days", "30"]) == 0
-
-
-class Hang:
-    """A TCP listener that accepts and never speaks: a hung sshd."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                c, _ = self.sock.accept()
-                self.conns.append(c)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 def test_failures_are_per_host_and_bundle_is_still_signed(tmp_path, sshd_server, signing_key):

@@ -17,7 +17,8 @@ from agent import history, retention
 from agent.cli import main
 from agent.lock import Locked, RunLock
 from agent.progress import Progress
-from fleetlib import Hang, WebhookReceiver, free_port, inventory, json_lines
+from fleetlib import WebhookReceiver, free_port, inventory, json_lines
+from sshd import Hang
 from sshd import keygen_ssh, start_sshd
 
 

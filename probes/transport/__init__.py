@@ -6,7 +6,7 @@ script from :mod:`probes.batch`, so the same parsers serve both.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from ..base import CommandSpec
 from ..batch import BatchResult
@@ -39,4 +39,3 @@ def describe_error(exc: BaseException) -> str:
     return f"{name}: {msg}"[:300] if msg else name
 
 
-Optional  # re-exported for typing convenience

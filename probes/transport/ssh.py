@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -230,4 +229,3 @@ def _sha256_fp(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
-time  # imported for callers computing deadlines
