@@ -32,22 +32,20 @@ def _cut(s: str, w: int) -> str:
 def render_summary(results: dict[str, Any], lang: str = "ko", show_manual: bool = False) -> str:
     labels = LABELS[lang]
     lines = []
-    head = ("항목", "점검결과", "세부 점검항목") if lang == "ko" else ("Item", "Result", "Detailed item")
-    lines.append(f"{_pad(head[0], 8)} {_pad(head[1], 22)} {head[2]}")
-    lines.append("-" * 78)
+    head = (("항목", "점검결과", "이행/대상", "세부 점검항목") if lang == "ko"
+            else ("Item", "Result", "ok/hosts", "Detailed item"))
+    lines.append(f"{_pad(head[0], 8)} {_pad(head[1], 22)} {_pad(head[2], 10)} {head[3]}")
+    lines.append("-" * 80)
     for c in results["controls"]:
         if c.get("manual") and not show_manual:
             continue
         title = c.get("title") if lang == "ko" else (c.get("title_en") or c.get("title"))
         hosts = c.get("hosts") or []
         st = labels[c["status"]]
-        counts = {}
-        for h in hosts:
-            counts[h["status"]] = counts.get(h["status"], 0) + 1
-        detail = " ".join(f"{labels[k]}:{v}" for k, v in sorted(counts.items())) if len(hosts) > 1 else ""
-        lines.append(f"{_pad(c['id'], 8)} {_pad(st + (' (' + detail + ')' if detail else ''), 22)} {_cut(title or '', 46)}")
-    lines.append("-" * 78)
-    tot = results["summary"]["controls"]
+        applicable = [h for h in hosts if h["status"] != "not_applicable"]
+        ok = f"{sum(1 for h in applicable if h['status'] == 'implemented')}/{len(applicable)}" if applicable else "-"
+        lines.append(f"{_pad(c['id'], 8)} {_pad(st, 22)} {_pad(ok, 10)} {_cut(title or '', 36)}")
+    lines.append("-" * 80)
     manual = sum(1 for c in results["controls"] if c.get("manual"))
     parts = [f"{labels[k]} {v}" for k, v in sorted(results["summary"].get("automated_controls", {}).items())]
     lines.append(("자동 점검: " if lang == "ko" else "Automated: ") + ", ".join(parts)
@@ -55,5 +53,4 @@ def render_summary(results: dict[str, Any], lang: str = "ko", show_manual: bool 
     bad = [h for h in results["hosts"] if not h["collected"]]
     for h in bad:
         lines.append(("수집 실패: " if lang == "ko" else "Not collected: ") + f"{h['name']} ({h['address']}): {h['error']}")
-    del tot
     return "\n".join(lines)
