@@ -239,6 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    import warnings
+
+    # sslyze's bundled trust stores hold a few legacy roots that cryptography warns about on every run;
+    # the warning says nothing about the targets, so it is kept out of users' terminals and logs.
+    warnings.filterwarnings("ignore", message=".*serial number.*", module="sslyze")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="sslyze")
+    try:
+        from cryptography.utils import CryptographyDeprecationWarning
+
+        warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
+    except ImportError:  # pragma: no cover - cryptography always present with sslyze
+        pass
     parser = build_parser()
     a = parser.parse_args(argv)
     if not getattr(a, "func", None):
