@@ -13,6 +13,7 @@ Exit codes (stable, for scripts):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Optional, Sequence
@@ -105,8 +106,18 @@ def cmd_scan(a: argparse.Namespace) -> int:
             observer = Progress(tty=True)
         else:  # logs and CI: one plain line per host and phase
             progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    baseline = None
+    if a.baseline:
+        try:
+            with open(os.path.join(a.baseline, "results.json"), encoding="utf-8") as f:
+                old = json.load(f)
+            baseline = {"path": os.path.abspath(a.baseline), "run_id": (old.get("run") or {}).get("id"),
+                        "finished": (old.get("run") or {}).get("finished")}
+        except (OSError, ValueError) as e:
+            _err(f"--baseline {a.baseline}: not a bundle ({e})")
+            return EXIT_INVALID
     opts = ScanOptions(out=a.out, key=key, profile=profile, concurrency=a.concurrency, only=only,
-                       vantage=a.vantage, progress=progress, observer=observer)
+                       vantage=a.vantage, progress=progress, observer=observer, baseline=baseline)
     try:
         results = scan(inv, opts)
     except ConfigError as e:
@@ -119,6 +130,10 @@ def cmd_scan(a: argparse.Namespace) -> int:
         if observer is not None:
             observer.close()
     print(render_summary(results, lang=a.lang))
+    if baseline:
+        from output.diff import diff_bundles, render_text
+
+        print(render_text(diff_bundles(a.baseline, a.out), lang=a.lang))
     print(("서명된 증적 번들: " if a.lang == "ko" else "Signed evidence bundle: ") + os.path.abspath(a.out))
     if "host" in only and inv.hosts and not any(h["collected"] for h in results["hosts"]):
         _err("no host could be collected")
@@ -200,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", help="probe families to run, comma separated: host,network,tls,web (default: all)")
     s.add_argument("--vantage", default="internal",
                    help="where this scanner stands, recorded with network facts (internal, external, dmz…)")
+    s.add_argument("--baseline", metavar="OLD_BUNDLE",
+                   help="a previous bundle: print what changed since, and record it so `report` adds the changes")
     s.add_argument("--lang", choices=("ko", "en"), default="ko", help="language of the summary (default: ko)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_scan)

@@ -54,6 +54,14 @@ def default_report_path(bundle: str, fmt: str) -> str:
     return os.path.join(os.path.dirname(root), f"{os.path.basename(root)}.{EXTENSIONS[fmt]}")
 
 
+def _results(bundle: str) -> dict:
+    try:
+        with open(os.path.join(bundle, "results.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     from output.diff import diff_bundles
     from output.report_model import build_model
@@ -79,8 +87,13 @@ def cmd_report(a: argparse.Namespace) -> int:
             _err(f"{a.bundle}: the bundle does not verify; not rendering it (--allow-invalid renders it with a "
                  "warning banner)")
             return EXIT_INVALID
-    if a.baseline:
-        model.changes = diff_bundles(a.baseline, a.bundle)
+    baseline = a.baseline
+    if not baseline:  # `scan --baseline OLD` recorded it in the signed results
+        recorded = ((_results(a.bundle).get("run") or {}).get("baseline") or {}).get("path")
+        if recorded and os.path.isfile(os.path.join(recorded, "results.json")):
+            baseline = recorded
+    if baseline:
+        model.changes = diff_bundles(baseline, a.bundle)
     text: Any
     if a.format == "html":
         from output.html import render_html

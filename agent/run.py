@@ -46,6 +46,7 @@ class ScanOptions:
     vantage: str = "internal"
     progress: Optional[Callable[[str], None]] = None
     probes: list[HostProbe] = field(default_factory=lambda: list(PROBES))
+    baseline: Optional[dict[str, Any]] = None  # {path, run_id, finished} of a previous bundle, recorded in run
     observer: Optional[Any] = None  # agent.progress.ScanObserver: phase and per-host events (display, JSON log)
 
 
@@ -297,6 +298,8 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
                 "tool_version": __version__, "vantage": opts.vantage, "only": list(opts.only),
                 "inventory": os.path.basename(inv.path), "organisation": inv.organisation,
                 "scope": inv.scope.to_json(), "python": sys.version.split()[0]}
+    if opts.baseline:
+        run_meta["baseline"] = opts.baseline
     writer.write_json("inventory.json", inventory_record(inv))
     return finalize(writer, evaluator, hosts_in, run_facts, run_evidence, run_meta, opts.key)
 

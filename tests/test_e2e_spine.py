@@ -299,3 +299,18 @@ def test_keygen_writes_0600_key_that_ssh_keygen_reads(tmp_path, capsys):
     fp = r.stdout.split()[1]
     assert fp in capsys.readouterr().out
     assert main(["keygen", "--out", k]) == 4  # never silently replaces a key
+
+
+def test_scan_baseline_is_recorded_and_reported(tmp_path, signing_key, capsys):
+    inv = write_inventory(str(tmp_path / "i.yml"), "version: 1\nscope: {allow: [127.0.0.0/8]}\n"
+                                                   "hosts:\n  - {name: me, transport: local}\n")
+    old, new = str(tmp_path / "old"), str(tmp_path / "new")
+    assert scan(inv, old, signing_key) == 0
+    assert scan(inv, new, signing_key, "--baseline", old) == 0
+    run = results(new)["run"]
+    assert run["baseline"]["path"] == os.path.abspath(old) and run["baseline"]["run_id"] == results(old)["run"]["id"]
+    assert main(["verify", new]) == 0  # recorded inside the signed results
+    html = str(tmp_path / "r.html")
+    assert main(["report", new, "--format", "html", "--out", html]) == 0
+    assert "이전 점검 대비 변경 사항" in open(html, encoding="utf-8").read()
+    assert scan(inv, str(tmp_path / "x"), signing_key, "--baseline", str(tmp_path / "nope")) == 1
