@@ -24,6 +24,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 from typing import Any, Optional
 
 from policies.engine import IMPL, NA, NETWORK_HOST, NI, PART, UNK, labels_for
@@ -315,6 +316,11 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
     pred = manifest.get("predicate") or {}
     run = results.get("run") or {}
     catalog, rules, warn = _load_profile(str(run.get("profile") or ""), policy_dirs)
+    # Rule texts as they were when the bundle was sealed win over today's policy files.
+    for rid, r in (results.get("rules") or {}).items():
+        if isinstance(r, dict):
+            rules[rid] = SimpleNamespace(title=r.get("title") or {}, criterion=str(r.get("criterion") or ""),
+                                         level=str(r.get("level") or ""), remediation=r.get("remediation") or {})
     labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
     warnings = [warn] if warn else []
 

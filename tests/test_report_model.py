@@ -128,3 +128,14 @@ def test_json_model_is_serialisable(model_b):
     d = model_b.to_json()
     assert d["schema"] == "evidence-agent/report/v1"
     json.dumps(d, ensure_ascii=False)
+
+
+def test_rule_texts_come_from_the_bundle_not_todays_policy_files(tmp_path):
+    """A report rendered a year later must show the criterion the scan was judged by."""
+    b = reportlib.copy("B", str(tmp_path))
+    res = reportlib.results(b)
+    res["rules"]["session-timeout"]["criterion"] = "SCAN-TIME CRITERION"
+    reportlib.write_results(b, res)
+    m = build_model(b, verify=False)
+    cr = next(c for c in item(m, "13.1.1").criteria if c.rule == "session-timeout")
+    assert cr.text == "SCAN-TIME CRITERION"
