@@ -13,7 +13,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\$(1|2[abxy]|5|6|7|y|gy|sha1|md5)\$[./A-Za-z0-9$=,]{8,}"), r"$\1$<redacted>"),
     (re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)", re.S),
      r"-----BEGIN \1PRIVATE KEY----- <redacted> -----END \1PRIVATE KEY-----"),
-    (re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s\"']+)"),
+    (re.compile(r"(?i)\b(\w*(?:password|passwd|pwd|secret|token|api[_-]?key)\w*)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s\"']+)"),
      r"\1\2<redacted>"),
     (re.compile(r"(?i)(authorization:\s*(?:bearer|basic)\s+)\S+"), r"\1<redacted>"),
 ]
