@@ -41,7 +41,14 @@ test: system-deps-test $(STAMP)
 system-deps-bench:
 	@sh scripts/system-deps.sh bench
 
-bench: system-deps-bench $(STAMP)
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: requirements-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+## Performance figures (root: benchmarks run in their own network namespaces); ansible-core is the fleet peer
+bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) benchmarks/net_bench.py
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/lab_collect.py
