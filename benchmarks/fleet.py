@@ -152,7 +152,7 @@ def end_ssh_masters() -> int:
 
 class Target:
     def __init__(self, work: str, n: int, apt_cache: str) -> None:
-        from sshd import SSHD, free_port, keygen_ssh, wait_port
+        from sshd import SSHD, free_port, keygen_ssh, sshd_config, wait_port
 
         self.dir = os.path.join(work, "sshd")
         os.makedirs(self.dir)
@@ -168,20 +168,7 @@ class Target:
         with open(self.known_hosts, "w") as f:
             f.writelines(f"[{address(i)}]:{self.port} {host_pub}\n" for i in range(n))
         with open(f"{d}/sshd_config", "w") as f:
-            f.write(f"""ListenAddress 0.0.0.0:{self.port}
-HostKey {d}/host_key
-AuthorizedKeysFile {d}/authorized_keys
-PidFile {d}/sshd.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel ERROR
-MaxStartups 1000:30:2000
-MaxSessions 100
-UseDNS no
-""")
+            f.write(sshd_config(d, [f"0.0.0.0:{self.port}"], max_startups="1000:30:2000", max_sessions=100))
         open(f"{d}/empty", "w").close()
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         mounts = []

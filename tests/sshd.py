@@ -58,6 +58,27 @@ class SshdServer:
                 self.proc.kill()
 
 
+def sshd_config(d: str, listen: list[str], max_startups: str = "200:30:400", max_sessions: int = 50,
+                extra: str = "") -> str:
+    """A test sshd's config: its own host key and authorized_keys in ``d``, key auth only, root allowed."""
+    lines = "\n".join(f"ListenAddress {a}" for a in listen)
+    return f"""{lines}
+HostKey {d}/host_key
+AuthorizedKeysFile {d}/authorized_keys
+PidFile {d}/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel ERROR
+MaxStartups {max_startups}
+MaxSessions {max_sessions}
+UseDNS no
+{extra}
+"""
+
+
 def keygen_ssh(path: str) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
 
@@ -77,23 +98,8 @@ def start_sshd(addresses: tuple[str, ...] = ("127.0.0.1",), port: Optional[int] 
     with open(f"{d}/known_hosts", "w") as f:
         for a in addresses:
             f.write(f"[{a}]:{port} {host_pub[0]} {host_pub[1]}\n")
-    listen = "\n".join(f"ListenAddress {a}:{port}" for a in addresses)
     with open(f"{d}/sshd_config", "w") as f:
-        f.write(f"""{listen}
-HostKey {d}/host_key
-AuthorizedKeysFile {d}/authorized_keys
-PidFile {d}/sshd.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel ERROR
-MaxStartups 200:30:400
-MaxSessions 50
-UseDNS no
-{extra_config}
-""")
+        f.write(sshd_config(d, [f"{a}:{port}" for a in addresses], extra=extra_config))
     open(f"{d}/empty_bashrc", "w").close()
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     bashrc = os.path.expanduser("~/.bashrc")

@@ -42,7 +42,7 @@ Fact ``network_scan`` (source ``nmap``), ``data``::
 
     {"scans": [{
         "network": str,              # inventory name of the network
-        "cidr": str,                 # as scanned, e.g. "10.1.2.0/24"
+        "cidr": str,                 # as scanned, e.g. "127.0.5.0/24"
         "zone": str,                 # inventory zone (dmz, internal, ...)
         "vantage": str,              # where the scanner stood (free text from the caller)
         "scan_type": "syn" | "connect",

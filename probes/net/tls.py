@@ -93,7 +93,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from agent.scope import Scope
 
-from ..base import Evidence, Fact, FactStatus
+from ..base import Evidence, Fact, fact_from_entries
 
 PROBE = "tls"
 ITEMS = ("15.4.1", "12.1.1")
@@ -622,14 +622,5 @@ def assess_tls(
 
 
 def _fact(data: dict[str, Any], evidence: list[Evidence]) -> Fact:
-    eps = data["endpoints"]
-    if not eps:
-        return Fact(probe=PROBE, status=FactStatus.NOT_COLLECTED, data=data, reason="no TLS endpoint given",
-                    source="sslyze")
-    unknown = [e for e in eps if e["status"] != "assessed"]
-    if not unknown:
-        status, reason = FactStatus.COLLECTED, None
-    else:
-        reason = "; ".join(f"{e['host']}:{e['port']}: {e['reason']}" for e in unknown)
-        status = FactStatus.PARTIAL if len(unknown) < len(eps) else FactStatus.NOT_COLLECTED
-    return Fact(probe=PROBE, status=status, data=data, reason=reason, source="sslyze", evidence=evidence)
+    return fact_from_entries(PROBE, data, data["endpoints"], "assessed", lambda e: f"{e['host']}:{e['port']}",
+                             "sslyze", evidence, "no TLS endpoint given")

@@ -84,7 +84,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from agent.scope import Scope, ScopeError
 
-from ..base import Evidence, Fact, FactStatus
+from ..base import Evidence, Fact, fact_from_entries
 
 PROBE = "web"
 ITEMS = ("14.5.1",)
@@ -564,14 +564,5 @@ def check_web(urls: Sequence[str], scope: Scope, opts: WebOptions, deadline: flo
             evidence.append(ev)
     finally:
         session.close()
-    entries = data["urls"]
-    if not entries:
-        return Fact(probe=PROBE, status=FactStatus.NOT_COLLECTED, data=data, reason="no URL given",
-                    source="http")
-    bad = [e for e in entries if e["status"] != "checked"]
-    if not bad:
-        status, reason = FactStatus.COLLECTED, None
-    else:
-        reason = "; ".join(f"{e['url']}: {e['reason']}" for e in bad)
-        status = FactStatus.PARTIAL if len(bad) < len(entries) else FactStatus.NOT_COLLECTED
-    return Fact(probe=PROBE, status=status, data=data, reason=reason, source="http", evidence=evidence)
+    return fact_from_entries(PROBE, data, data["urls"], "checked", lambda e: e["url"], "http", evidence,
+                             "no URL given")
