@@ -31,8 +31,8 @@ class LList(list):
     item_lines: list[int]
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe loading, through libyaml when PyYAML has it: the policy files load ~10x faster (scan start-up)."""
 
 
 def _map(loader: _Loader, node: yaml.MappingNode) -> LDict:

@@ -30,12 +30,18 @@ class CommandSpec:
     ``script`` is POSIX sh (dash/BusyBox compatible). ``privileged`` marks commands
     whose answer is only complete as root: without root they still run, and the
     parser says "needs privilege" where the output shows it.
+
+    ``may_hang`` (the default) runs the command under ``timeout``. Set it False only for a
+    command that reads local files with shell builtins and small tools (cat, grep, awk, stat):
+    it then runs in a plain subshell, which saves two process starts per command on every host.
+    Such a command is still bounded by the host deadline.
     """
 
     name: str
     script: str
     timeout: float = 20.0
     privileged: bool = False
+    may_hang: bool = True
 
 
 @dataclass

@@ -90,7 +90,7 @@ def test_evidence_header_records_provenance(bundle):
     assert "# host: web-1 (127.0.0.1)" in text
     assert "verified against known_hosts" in text
     assert re.search(r"# collected: \d{4}-\d\d-\d\dT", text)
-    assert "$ for f in /etc/profile" in text
+    assert "$ set --; for f in /etc/profile" in text  # the command that produced the output
 
 
 def test_ssh_and_local_give_identical_facts(bundle):
@@ -238,6 +238,36 @@ hosts:
     assert facts["collected"]
     assert facts["transport"]["host_key_accepted_new"].startswith("ssh-ed25519")
     assert sshd_server.host_pub.split()[1] in kh.read_text()
+
+
+def test_accept_new_on_many_hosts_at_once_keeps_every_key(tmp_path, signing_key):
+    """Workers accepting new keys at the same time append to known_hosts; none overwrites another's key.
+    Then a strict run over the same hosts succeeds from that file (the cached parse sees the new lines)."""
+    from sshd import start_sshd
+
+    addrs = tuple(f"127.0.3.{i}" for i in range(1, 9))
+    srv = start_sshd(addrs, workdir=str(tmp_path / "sshd"))
+    try:
+        kh = tmp_path / "kh"
+        kh.write_text("# known_hosts of the test\n")
+        hosts = "".join(f"  - {{name: h{i}, address: {a}}}\n" for i, a in enumerate(addrs))
+        body = (f"version: 1\nscope: {{allow: [127.0.3.0/24]}}\n"
+                f"defaults:\n  ssh: {{port: {srv.port}, key_file: {srv.client_key}, known_hosts: {kh}, "
+                f"host_key_policy: POLICY}}\nhosts:\n{hosts}")
+        inv = write_inventory(str(tmp_path / "i.yml"), body.replace("POLICY", "accept-new"))
+        assert main(["scan", "--inventory", inv, "--out", str(tmp_path / "b1"), "--key", signing_key,
+                     "--only", "host", "-q", "-j", "8"]) == 0
+        lines = [ln for ln in kh.read_text().splitlines() if ln and not ln.startswith("#")]
+        assert sorted(ln.split()[0] for ln in lines) == sorted(f"[{a}]:{srv.port}" for a in addrs)
+        assert all(ln.split()[2] == srv.host_pub.split()[1] for ln in lines)
+        inv = write_inventory(str(tmp_path / "s.yml"), body.replace("POLICY", "strict"))
+        assert main(["scan", "--inventory", inv, "--out", str(tmp_path / "b2"), "--key", signing_key,
+                     "--only", "host", "-q", "-j", "8"]) == 0
+        for i in range(len(addrs)):
+            rec = json.load(open(tmp_path / "b2" / "facts" / f"h{i}.json", encoding="utf-8"))
+            assert rec["collected"] and "host_key_accepted_new" not in rec["transport"]
+    finally:
+        srv.stop()
 
 
 @pytest.mark.parametrize("body,line,key", [

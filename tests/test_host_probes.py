@@ -331,6 +331,9 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("alpine", "logging_time", "journald.persistent", None),
     # --- recorded Debian 12 (this dev VM), as root and as nobody ---------------------------------
     ("debian12", "os", "id", "debian"),
+    ("debian12", "patch", "pending_total", 120),  # apt-cache policy form, same set as `apt list --upgradable`
+    ("debian12", "patch", "pending_security", 74),
+    ("debian12", "patch", "pending[?name=='openssl'].origin | [0]", "bookworm-security/main"),
     ("debian12", "os", "family", "debian"),
     ("debian12", "os", "eol_date", "2026-06-10"),
     ("debian12", "accounts", "shadow_readable", True),

@@ -162,7 +162,7 @@ def test_command_hygiene():
 def test_privileged_commands_say_who_ran_them():
     for c in ALL_COMMANDS:
         if c.privileged and c.name not in ("sshd_T",):
-            assert "uid=$(id -u)" in c.script, c.name
+            assert "uid=${_ea_uid:-$(id -u)}" in c.script, c.name
 
 
 def test_shared_commands_are_identical_across_probes():
@@ -437,3 +437,75 @@ def test_apt_list_lines():
         ("tzdata", "2024a-0+deb12u1", "2025b-0+deb12u1", False),
         ("libssl1.1", "1.1.1f-1ubuntu2.23", "1.1.1f-1ubuntu2.24+esm1", True),
     ]
+
+
+# Raw `apt-cache policy` as apt 2.6 (Debian 12) and 2.4 (Ubuntu 22.04) print it: several origins for the
+# candidate, an installed-only version, a foreign-arch package, a package with no candidate, an error line.
+_APT_POLICY_RAW = """\
+apt:
+  Installed: 2.6.1
+  Candidate: 2.6.2
+  Version table:
+     2.6.2 500
+        500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+ *** 2.6.1 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        100 /var/lib/dpkg/status
+libssl3:i386:
+  Installed: 3.0.2-0ubuntu1.15
+  Candidate: 3.0.2-0ubuntu1.18
+  Version table:
+     3.0.2-0ubuntu1.18 500
+        500 http://archive.ubuntu.com/ubuntu jammy-updates/main i386 Packages
+        500 http://security.ubuntu.com/ubuntu jammy-security/main i386 Packages
+ *** 3.0.2-0ubuntu1.15 100
+        100 /var/lib/dpkg/status
+bash:
+  Installed: 5.2.15-2+b8
+  Candidate: 5.2.15-2+b8
+  Version table:
+ *** 5.2.15-2+b8 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        100 /var/lib/dpkg/status
+localtool:
+  Installed: 1.0-local
+  Candidate: 1.0-local
+  Version table:
+ *** 1.0-local 100
+        100 /var/lib/dpkg/status
+gone:
+  Installed: (none)
+  Candidate: 2.0
+  Version table:
+     2.0 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+W: Unable to locate package ghost
+rc=0
+"""
+
+
+@pytest.mark.parametrize("awk", ["awk", "busybox awk"])
+def test_apt_policy_filter_on_target_then_parse(awk: str):
+    """The awk program the target runs keeps only upgradable packages, with every origin of the candidate."""
+    if shutil.which(awk.split()[0]) is None:
+        pytest.skip(f"{awk} not installed")
+    out = subprocess.run([*awk.split(), patch._APT_POLICY_AWK.strip()], input=_APT_POLICY_RAW, text=True,
+                         capture_output=True, check=True).stdout
+    pending, errors = patch.parse_apt_policy(out.splitlines())
+    assert [(p["name"], p["from_version"], p["to_version"], p["security"], p["origin"]) for p in pending] == [
+        ("apt", "2.6.1", "2.6.2", True, "bookworm-security/main"),
+        ("libssl3:i386", "3.0.2-0ubuntu1.15", "3.0.2-0ubuntu1.18", True, "jammy-updates/main,jammy-security/main"),
+    ]
+    assert errors == ["W: Unable to locate package ghost"]
+
+
+def test_apt_policy_error_makes_pending_unknown():
+    """An apt E: line (broken cache) must not read as 'nothing pending'."""
+    from probes.base import RawOutput
+
+    out = ("### manager apt\n### index\n1795440628 /var/lib/apt/lists/x_InRelease\n### policy\n"
+           "! E: The package cache file is corrupted\nrc=0")
+    outputs = {"pkg_updates": RawOutput("pkg_updates", "", out, 0, "2026-11-23T00:00:00Z", 0.1)}
+    fact = patch.parse(outputs)
+    assert fact.data["pending_total"] is None
+    assert any("corrupted" in p for p in (fact.reason or "").split(";")), fact.reason

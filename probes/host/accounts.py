@@ -58,6 +58,7 @@ from typing import Any, Mapping, Optional
 
 from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
 from .common import (
+    COMMENT,
     LOGIN_DEFS,
     NOLOGIN_SHELLS,
     NOW,
@@ -68,6 +69,7 @@ from .common import (
     keyvals,
     load_data,
     now_of,
+    show_files,
     split_files,
     split_parts,
     to_int,
@@ -83,12 +85,14 @@ PASSWD = CommandSpec(
     'else s = "(hash)"; print $1 ":" s ":" $3 ":" $4 ":" substr($5, 1, 64) ":" $6 ":" $7 }\' '
     "/etc/passwd; else echo 'passwd: awk missing'; fi",
     timeout=10,
+    may_hang=False,
 )
 GROUP = CommandSpec(
     "group",
     'if command -v awk >/dev/null 2>&1; then awk -F: \'NF >= 3 { print $1 ":" $3 ":" $4 }\' /etc/group; '
     "else echo 'group: awk missing'; fi",
     timeout=10,
+    may_hang=False,
 )
 LASTLOG = CommandSpec(
     "lastlog",
@@ -99,11 +103,11 @@ LASTLOG = CommandSpec(
 )
 SUDOERS = CommandSpec(
     "sudoers",
-    'echo "uid=$(id -u)"; for f in /etc/sudoers /etc/sudoers.d/*; do [ -f "$f" ] || continue; '
-    'echo "==> $f <=="; if [ -r "$f" ]; then grep -v -E \'^[[:space:]]*(#|$)|^Defaults\' "$f" | cut -c1-200; '
-    "else echo '(not readable)'; fi; done; true",
+    'echo "uid=${_ea_uid:-$(id -u)}"; '
+    + show_files("/etc/sudoers /etc/sudoers.d/*", drop=COMMENT + "|^Defaults", width=200) + "true",
     timeout=10,
     privileged=True,
+    may_hang=False,
 )
 COMMANDS = (PASSWD, SHADOW, GROUP, LASTLOG, SUDOERS, LOGIN_DEFS, NOW)
 

@@ -37,21 +37,21 @@ from .common import SERVICES, needs_privilege, services, split_parts, unit_state
 
 NFT = CommandSpec(
     "nft_ruleset",
-    "echo \"uid=$(id -u)\"; if command -v nft >/dev/null 2>&1; then echo '### nft'; nft list ruleset 2>&1; "
+    "echo \"uid=${_ea_uid:-$(id -u)}\"; if command -v nft >/dev/null 2>&1; then echo '### nft'; nft list ruleset 2>&1; "
     "echo \"rc=$?\"; else echo '### nft absent'; fi",
     timeout=20,
     privileged=True,
 )
 IPTABLES = CommandSpec(
     "iptables_rules",
-    'echo "uid=$(id -u)"; for t in iptables-save ip6tables-save; do if command -v $t >/dev/null 2>&1; then '
+    'echo "uid=${_ea_uid:-$(id -u)}"; for t in iptables-save ip6tables-save; do if command -v $t >/dev/null 2>&1; then '
     'echo "### $t"; $t 2>&1; echo "rc=$?"; else echo "### $t absent"; fi; done',
     timeout=20,
     privileged=True,
 )
 FIREWALLD = CommandSpec(
     "firewalld",
-    'echo "uid=$(id -u)"; if command -v firewall-cmd >/dev/null 2>&1; then echo \'### state\'; firewall-cmd '
+    'echo "uid=${_ea_uid:-$(id -u)}"; if command -v firewall-cmd >/dev/null 2>&1; then echo \'### state\'; firewall-cmd '
     '--state 2>&1; echo "rc=$?"; '
     "if firewall-cmd --state >/dev/null 2>&1; then echo '### default-zone'; firewall-cmd --get-default-zone "
     "2>&1; "
@@ -63,7 +63,7 @@ FIREWALLD = CommandSpec(
 )
 UFW = CommandSpec(
     "ufw",
-    'echo "uid=$(id -u)"; if command -v ufw >/dev/null 2>&1; then echo \'### status\'; ufw status verbose '
+    'echo "uid=${_ea_uid:-$(id -u)}"; if command -v ufw >/dev/null 2>&1; then echo \'### status\'; ufw status verbose '
     '2>&1; echo "rc=$?"; '
     "else echo '### absent'; fi; echo '### conf'; for f in /etc/ufw/ufw.conf /etc/default/ufw; do "
     '[ -r "$f" ] && grep -H -E \'^(ENABLED|DEFAULT_[A-Z]+_POLICY)=\' "$f"; done; true',

@@ -18,18 +18,20 @@ from typing import Any, Mapping
 
 from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected, section_problem
 
-HOSTNAME = CommandSpec("hostname", "hostname 2>/dev/null || cat /proc/sys/kernel/hostname")
+HOSTNAME = CommandSpec("hostname", "hostname 2>/dev/null || cat /proc/sys/kernel/hostname", may_hang=False)
 OS_RELEASE = CommandSpec(
     "os_release",
     "for f in /etc/os-release /usr/lib/os-release; do [ -r \"$f\" ] && { cat \"$f\"; exit 0; }; done; "
     "cat /etc/redhat-release /etc/system-release 2>/dev/null; exit 0",
+    may_hang=False,
 )
-UNAME = CommandSpec("uname", "uname -srm")
+UNAME = CommandSpec("uname", "uname -srm", may_hang=False)
 ADDRS = CommandSpec(
     "ip_addr",
     "if command -v ip >/dev/null 2>&1; then ip -o addr show; ip -o link show; "
     "else for i in /sys/class/net/*; do echo \"sys $(basename $i) $(cat $i/address 2>/dev/null)\"; done; "
     "ifconfig -a 2>/dev/null; fi",
+    may_hang=False,
 )
 
 

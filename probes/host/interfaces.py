@@ -38,12 +38,14 @@ ROUTES = CommandSpec(
     "echo '### ip6'; ip -6 route show default 2>&1; "
     "else echo '### proc'; cat /proc/net/route 2>&1; fi",
     timeout=10,
+    may_hang=False,
 )
 WIRELESS = CommandSpec(
     "wireless",
     'echo \'### sys\'; for i in /sys/class/net/*; do { [ -d "$i/wireless" ] || [ -e "$i/phy80211" ]; } '
     "&& echo \"${i##*/}\"; done; echo '### proc'; cat /proc/net/wireless 2>/dev/null; true",
     timeout=10,
+    may_hang=False,
 )
 COMMANDS = (identity.ADDRS, ROUTES, WIRELESS)
 

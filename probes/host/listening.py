@@ -45,13 +45,14 @@ _TABLE = load_data("services.yaml")
 
 SNMP_CONF = CommandSpec(
     "snmp_conf",
-    'echo "uid=$(id -u)"; for f in /etc/snmp/snmpd.conf /etc/snmp/snmpd.conf.d/*.conf; do [ -f "$f" ] || '
+    'echo "uid=${_ea_uid:-$(id -u)}"; for f in /etc/snmp/snmpd.conf /etc/snmp/snmpd.conf.d/*.conf; do [ -f "$f" ] || '
     'continue; '
     'if [ -r "$f" ]; then awk -v F="$f" \'$1 ~ /^(rocommunity6?|rwcommunity6?|com2sec6?)$/ { '
     'c = ($1 ~ /^com2sec/) ? $NF : $2; k = (c == "public" || c == "private") ? c : "(other)"; '
     'print F ": " $1 " " k }\' "$f"; else echo "$f: (not readable)"; fi; done; true',
     timeout=10,
     privileged=True,
+    may_hang=False,
 )
 
 COMMANDS = (LISTEN, INETD, SNMP_CONF)

@@ -40,6 +40,7 @@ from typing import Any, Mapping, Optional
 
 from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
 from .common import (
+    COMMENT,
     NOW,
     PROCESSES,
     SERVICES,
@@ -49,6 +50,7 @@ from .common import (
     processes,
     running,
     services,
+    show_files,
     split_files,
     split_parts,
     to_int,
@@ -59,31 +61,33 @@ from .common import (
 
 LOG_CONF = CommandSpec(
     "log_conf",
-    "echo '### journald'; for f in /etc/systemd/journald.conf /etc/systemd/journald.conf.d/*.conf "
+    "echo '### journald'; set --; for f in /etc/systemd/journald.conf /etc/systemd/journald.conf.d/*.conf "
     '/usr/lib/systemd/journald.conf.d/*.conf /run/systemd/journald.conf.d/*.conf; do [ -f "$f" ] && '
+    'set -- "$@" "$f"; done; [ $# -gt 0 ] && '
     "grep -H -E '^[[:space:]]*(Storage|MaxRetentionSec|MaxFileSec|SystemMaxUse|ForwardToSyslog)"
-    "[[:space:]]*=' \"$f\"; "
-    "done; echo '### journal-dir'; if [ -d /var/log/journal ]; then echo present; else echo absent; fi; "
-    "echo '### forwarding'; for f in /etc/rsyslog.conf /etc/rsyslog.d/*.conf /etc/syslog-ng/syslog-ng.conf "
-    '/etc/syslog-ng/conf.d/*.conf /etc/syslog.conf; do [ -f "$f" ] && '
-    "grep -H -E '@@?[[:alnum:][(]|omfwd|omrelp|network\\(|tcp\\(|udp\\(|syslog\\(' \"$f\" | cut -c1-200; "
-    "done; "
+    "[[:space:]]*=' \"$@\"; "
+    "echo '### journal-dir'; if [ -d /var/log/journal ]; then echo present; else echo absent; fi; "
+    "echo '### forwarding'; set --; for f in /etc/rsyslog.conf /etc/rsyslog.d/*.conf /etc/syslog-ng/syslog-ng.conf "
+    '/etc/syslog-ng/conf.d/*.conf /etc/syslog.conf; do [ -f "$f" ] && set -- "$@" "$f"; done; [ $# -gt 0 ] && '
+    "grep -H -E '@@?[[:alnum:][(]|omfwd|omrelp|network\\(|tcp\\(|udp\\(|syslog\\(' \"$@\" | cut -c1-200; "
     "echo '### logrotate-bin'; command -v logrotate || echo absent; "
-    "echo '### logrotate'; for f in /etc/logrotate.conf /etc/logrotate.d/*; do [ -f \"$f\" ] || continue; "
-    'echo "==> $f <=="; grep -v -E \'^[[:space:]]*(#|$)\' "$f" | head -n 200; done; true',
+    "echo '### logrotate'; " + show_files("/etc/logrotate.conf /etc/logrotate.d/*", drop=COMMENT, max_lines=200)
+    + "true",
     timeout=15,
+    may_hang=False,
 )
 LOG_FILES = CommandSpec(
     "log_files",
-    'echo "uid=$(id -u)"; for f in /var/log/syslog* /var/log/messages* /var/log/auth.log* /var/log/secure* '
+    'echo "uid=${_ea_uid:-$(id -u)}"; for f in /var/log/syslog* /var/log/messages* /var/log/auth.log* /var/log/secure* '
     '/var/log/audit/audit.log*; do [ -e "$f" ] && stat -c \'%Y %s %n\' "$f"; done; '
     "[ -d /var/log/audit ] && [ ! -r /var/log/audit ] && echo '/var/log/audit: (not readable)'; true",
     timeout=10,
     privileged=True,
+    may_hang=False,
 )
 JOURNAL = CommandSpec(
     "journal_span",
-    "echo \"uid=$(id -u)\"; if command -v journalctl >/dev/null 2>&1; then echo '### disk-usage'; "
+    "echo \"uid=${_ea_uid:-$(id -u)}\"; if command -v journalctl >/dev/null 2>&1; then echo '### disk-usage'; "
     "journalctl --disk-usage 2>&1 | head -n 3; echo '### oldest'; journalctl --no-pager -o short-unix 2>&1 | "
     "head -n 5 | awk '{ if ($1 ~ /^[0-9]+(\\.[0-9]+)?$/) print $1; else print substr($0, 1, 120) }'; "
     "else echo '### absent'; fi",
@@ -92,7 +96,7 @@ JOURNAL = CommandSpec(
 )
 AUDITD = CommandSpec(
     "auditd",
-    "echo \"uid=$(id -u)\"; echo '### conf'; if [ -r /etc/audit/auditd.conf ]; then grep -E "
+    "echo \"uid=${_ea_uid:-$(id -u)}\"; echo '### conf'; if [ -r /etc/audit/auditd.conf ]; then grep -E "
     "'^[[:space:]]*(log_file|num_logs|max_log_file|max_log_file_action|space_left_action|disk_full_action)"
     "[[:space:]]*=' /etc/audit/auditd.conf; elif [ -e /etc/audit/auditd.conf ]; then echo '(not readable)'; "
     "else echo absent; fi; echo '### status'; if command -v auditctl >/dev/null 2>&1; then auditctl -s 2>&1 "

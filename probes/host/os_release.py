@@ -47,6 +47,7 @@ OS_BOOT = CommandSpec(
     "/etc/SuSE-release; do "
     '[ -f "$f" ] && { echo "### file $f"; head -n 3 "$f"; }; done; true',
     timeout=5,
+    may_hang=False,
 )
 
 COMMANDS = (identity.OS_RELEASE, identity.UNAME, OS_BOOT, NOW)

@@ -6,8 +6,9 @@ package index (no ``apt-get update``, dnf/yum run cache-only with ``-C``): it
 reports what the target's own cached index says, plus the index's age, so a
 stale index is visible instead of passing for "nothing pending".
 
-Security updates: apt counts upgrades available from a ``*-security`` suite
-(``apt list --upgradable``; ``apt-get -s dist-upgrade`` where there is no ``apt``);
+Security updates: apt counts upgrades whose candidate comes from a ``*-security`` suite
+(``apt-cache policy`` of the installed packages, filtered on the target; older recordings hold
+``apt list --upgradable``, and ``apt-get -s dist-upgrade`` is the fallback without apt-cache);
 dnf/yum count the packages named by ``updateinfo list --security``. zypper and
 apk have no security count here (null).
 
@@ -45,13 +46,31 @@ from .common import NOW, days_since, iso, load_data, now_of, split_parts, tz_of,
 
 _KEY = load_data("key_packages.yaml")
 
+_APT_POLICY_AWK = r"""
+/^[EW]: / { print "! " $0; next }
+/^rc=[0-9]+$/ { print; next }
+/^[^ ].*:$/ { p = substr($0, 1, length($0) - 1); i = ""; c = ""; v = ""; next }
+$1 == "Installed:" { i = $2; next }
+$1 == "Candidate:" { c = $2; next }
+/^ [ *][ *][ *] [^ ]/ { v = ($1 == "***") ? $2 : $1; next }
+i != "" && i != "(none)" && c != "(none)" && c != i && v == c && $1 ~ /^-?[0-9]+$/ && NF >= 3 {
+  s = (p in o) ? o[p] "," $3 : $3; o[p] = s; if (!(p in f)) { f[p] = i; t[p] = c; n[++k] = p } }
+END { for (j = 1; j <= k; j++) print n[j], f[n[j]], t[n[j]], o[n[j]] }"""
+_APT_POLICY = (
+    "dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\\n' 2>/dev/null | awk '$1 ~ /^[hi]i$/ { print $2 }' | "
+    "{ xargs -r apt-cache policy 2>&1; echo \"rc=$?\"; } | awk " + shlex.quote(_APT_POLICY_AWK.strip()) + "; "
+)
+
 PKG_UPDATES = CommandSpec(
     "pkg_updates",
     "if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then echo '### manager apt'; "
-    "echo '### index'; for f in /var/lib/apt/lists/*Release; do [ -f \"$f\" ] && stat -c '%Y %n' \"$f\"; "
-    "done; "
-    # apt list reads the cached candidates without running the resolver (3x cheaper than a simulation)
-    "if command -v apt >/dev/null 2>&1; then echo '### list'; apt list --upgradable 2>&1; echo \"rc=$?\"; "
+    "echo '### index'; set -- /var/lib/apt/lists/*Release; [ -f \"$1\" ] && stat -c '%Y %n' \"$@\"; "
+    # apt-cache policy on the installed packages gives each one's installed and candidate version without
+    # building a dependency cache (half the CPU of ``apt list --upgradable``, 1/7 of a simulation); awk keeps
+    # only the upgradable ones: ``name installed candidate suite[,suite]``, and apt's own E:/W: lines.
+    "if command -v apt-cache >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then echo '### policy'; "
+    + _APT_POLICY +
+    "elif command -v apt >/dev/null 2>&1; then echo '### list'; apt list --upgradable 2>&1; echo \"rc=$?\"; "
     "else echo '### simulate'; apt-get -s -o Debug::NoLocking=1 -o APT::Get::Show-User-Simulation-Note=false "
     'dist-upgrade 2>&1; echo "rc=$?"; fi; '
     "elif command -v dnf >/dev/null 2>&1; then echo '### manager dnf'; "
@@ -127,7 +146,9 @@ REBOOT = CommandSpec(
     'echo "rc=$?"; elif command -v needs-restarting >/dev/null 2>&1; then needs-restarting -r 2>&1; echo '
     '"rc=$?"; '
     "else echo absent; fi; "
-    "echo '### kernels'; ls -1 /boot 2>/dev/null | grep -E '^vmlinu[xz]-' | grep -v rescue | head -n 30; "
+    # the glob is sorted like ``ls``; builtins only (this was ls | grep | grep | head)
+    "echo '### kernels'; _n=0; for k in /boot/vmlinu[xz]-*; do [ -e \"$k\" ] || continue; "
+    "case ${k##*/} in *rescue*) continue;; esac; _n=$((_n + 1)); [ $_n -le 30 ] && echo \"${k##*/}\"; done; "
     "true",
     timeout=60,
 )
@@ -199,6 +220,27 @@ def parse_apt_list(lines: list[str]) -> list[dict[str, Any]]:
             "origin": m.group(2)[:200],
         })
     return pending
+
+
+def parse_apt_policy(lines: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Our filtered ``apt-cache policy``: ``name installed candidate suite[,suite]`` rows, ``! E:`` errors."""
+    pending, errors = [], []
+    for line in lines:
+        if line.startswith("! "):
+            errors.append(line[2:].strip())
+            continue
+        f = line.split()
+        if len(f) != 4 or line.startswith("rc="):
+            continue
+        suites = f[3].split(",")
+        pending.append({
+            "name": f[0],
+            "from_version": f[1],
+            "to_version": f[2],
+            "security": any(x.split("/")[0].endswith("-security") for x in suites),
+            "origin": f[3][:200],
+        })
+    return pending, errors
 
 
 def parse_check_update(lines: list[str]) -> list[dict[str, Any]]:
@@ -363,15 +405,19 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     sec_count: Optional[int] = None
     advisories: Optional[int] = None
     if manager == "apt":
-        how = "list" if "list" in pmap else "simulate"
+        how = next((h for h in ("policy", "list", "simulate") if h in pmap), "policy")
         lines = pmap.get(how, [])
         rc = _rc(lines)
+        errors: list[str] = []
+        if how == "policy":
+            found, errors = parse_apt_policy(lines)
         if idx is None:
             problems.append("apt has no package index (/var/lib/apt/lists is empty): pending updates unknown")
-        elif rc != 0:
-            problems.append(f"apt {how} failed (rc={rc}): " + " ".join(lines[-2:])[:200])
+        elif rc != 0 or any(e.startswith("E:") for e in errors):
+            detail = "; ".join(errors) if errors else " ".join(lines[-2:])
+            problems.append(f"apt {how} failed (rc={rc}): " + detail[:200])
         else:
-            pending = parse_apt_list(lines) if how == "list" else parse_apt(lines)
+            pending = found if how == "policy" else parse_apt_list(lines) if how == "list" else parse_apt(lines)
             sec_count = sum(1 for p in pending if p["security"])
     elif manager in ("dnf", "yum"):
         lines = pmap.get("check-update", [])

@@ -70,6 +70,7 @@ REMOTE_BINS = CommandSpec(
     + " ".join(shlex.quote(b) for r in _SERVICES for b in r.get("binaries", []))
     + '; do [ -e "$f" ] && echo "$f"; done; true',
     timeout=5,
+    may_hang=False,
 )
 COMMANDS = (*sshd.COMMANDS, PAM_CONF, LISTEN, INETD, PROCESSES, SERVICES, REMOTE_BINS)
 

@@ -22,18 +22,20 @@ from typing import Any, Mapping, Optional
 
 from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected, section_problem
 from . import sshd
+from .common import show_files
 
 PROFILE_FILES = "/etc/profile /etc/profile.d/*.sh /etc/bash.bashrc /etc/bashrc /etc/environment"
 
 TMOUT_FILES = CommandSpec(
     name="tmout_files",
-    script=f"for f in {PROFILE_FILES}; do [ -f \"$f\" ] || continue; echo \"==> $f <==\"; "
-    "if [ -r \"$f\" ]; then grep -n -E 'TMOUT|readonly|declare|typeset' \"$f\"; else echo '(not readable)'; fi; done; true",
+    script=show_files(PROFILE_FILES, keep="TMOUT|readonly|declare|typeset", numbered=True) + "true",
+    may_hang=False,
 )
 LOGIND = CommandSpec(
     name="logind_idle",
-    script="for f in /etc/systemd/logind.conf /etc/systemd/logind.conf.d/*.conf; do [ -f \"$f\" ] || continue; "
-    "echo \"==> $f <==\"; grep -n -E '^[[:space:]]*StopIdleSessionSec' \"$f\"; done; true",
+    script=show_files("/etc/systemd/logind.conf /etc/systemd/logind.conf.d/*.conf",
+                      keep=r"^[ \t]*StopIdleSessionSec", numbered=True) + "true",
+    may_hang=False,
 )
 
 _ASSIGN = re.compile(

@@ -11,6 +11,7 @@ import shlex
 from typing import Mapping, Optional
 
 from ..base import CommandSpec, RawOutput, section_problem
+from .common import show_files
 
 SSHD_T = CommandSpec(
     name="sshd_T",
@@ -20,8 +21,8 @@ SSHD_T = CommandSpec(
 )
 SSHD_CONFIG = CommandSpec(
     name="sshd_config",
-    script="for f in /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf; do [ -f \"$f\" ] || continue; "
-    "echo \"==> $f <==\"; if [ -r \"$f\" ]; then cat \"$f\"; else echo '(not readable)'; fi; done",
+    script=show_files("/etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf") + "true",
+    may_hang=False,
 )
 COMMANDS = [SSHD_T, SSHD_CONFIG]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -47,7 +48,11 @@ class SshOptions:
 
 
 class _AcceptNew(paramiko.MissingHostKeyPolicy):
-    """Trust on first use: add the unknown key to known_hosts and remember that we did."""
+    """Trust on first use: append the unknown key to known_hosts and remember that we did.
+
+    Appended under a process-wide lock, never rewritten from this connection's copy: with many hosts
+    collected at once, a full rewrite by each worker would drop the keys other workers just added.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -55,8 +60,10 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         client.get_host_keys().add(hostname, key.get_name(), key)
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        client.save_host_keys(self.path)
+        with _FILES_LOCK:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
         self.accepted = f"{key.get_name()} {key.fingerprint}"
 
 
@@ -85,6 +92,45 @@ def _known_host_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+# Parsed known_hosts files and private keys, shared by all workers of a run and re-read when the file
+# changes. Why: a fleet's known_hosts has a line per host, and parsing it (a key object per line) for every
+# connection made the collector's cost grow with the square of the fleet size.
+_FILES_LOCK = threading.Lock()
+_KNOWN_HOSTS: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
+_PKEYS: dict[str, tuple[tuple[int, int], paramiko.PKey]] = {}
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size
+
+
+def known_host_keys(path: str, name: str) -> dict[str, paramiko.PKey]:
+    """The keys known_hosts lists for ``name`` (hashed entries included), from a cached parse."""
+    with _FILES_LOCK:
+        stamp = _stamp(path)
+        hit = _KNOWN_HOSTS.get(path)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, paramiko.HostKeys(path))
+            _KNOWN_HOSTS[path] = hit
+    entry = hit[1].lookup(name)
+    return dict(entry) if entry else {}
+
+
+def private_key(path: str) -> Optional[paramiko.PKey]:
+    """The private key, parsed once per run; None when paramiko must try it itself (e.g. a passphrase)."""
+    with _FILES_LOCK:
+        stamp = _stamp(path)
+        hit = _PKEYS.get(path)
+        if hit is None or hit[0] != stamp:
+            try:
+                hit = (stamp, paramiko.PKey.from_path(path))
+            except (paramiko.SSHException, ValueError, OSError):
+                return None
+            _PKEYS[path] = hit
+    return hit[1]
+
+
 class SshTransport:
     def __init__(self, address: str, opts: SshOptions) -> None:
         self.address = address
@@ -104,8 +150,10 @@ class SshTransport:
         else:
             policy = _Recorded()
         if os.path.exists(kh):
+            name = _known_host_name(self.address, o.port)
             try:
-                client.load_host_keys(kh)
+                for ktype, key in known_host_keys(kh, name).items():
+                    client.get_host_keys().add(name, ktype, key)
             except (OSError, paramiko.SSHException) as e:
                 raise TransportError(f"cannot read known_hosts {kh}: {describe_error(e)}") from None
         elif o.host_key_policy == "strict":
@@ -122,9 +170,11 @@ class SshTransport:
                 raise TransportError(f"key_file {key_file} does not exist")
             key_file = None
         disabled = {} if o.legacy_algorithms else LEGACY
+        pkey = private_key(key_file) if key_file else None
         try:
             client.connect(
-                self.address, port=o.port, username=o.user, key_filename=key_file, password=password,
+                self.address, port=o.port, username=o.user, pkey=pkey, key_filename=None if pkey else key_file,
+                password=password,
                 timeout=o.connect_timeout, banner_timeout=o.connect_timeout, auth_timeout=o.connect_timeout,
                 allow_agent=False, look_for_keys=False, disabled_algorithms=disabled,
                 transport_factory=_RecordingTransport,

@@ -1,0 +1,123 @@
+"""The framed per-host script (probes/batch.py), run by this machine's real ``sh`` and BusyBox ``sh``.
+
+What must hold whatever the speed-ups in the framing: a command that may hang is cut by ``timeout`` and
+only its own output is lost; a command that only reads files runs in a subshell, so it cannot change the
+script's state; times come out right from /proc/uptime and from the ``date`` fallback; a target cannot
+forge a frame; a hang in an unguarded command is still bounded by the host deadline.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from probes.base import CommandSpec
+from probes.batch import build_script, new_nonce, parse_stream
+from probes.transport.local import LocalTransport
+
+SHELLS = [["sh"]] + ([["busybox", "sh"]] if shutil.which("busybox") else [])
+
+
+def run(cmds: list[CommandSpec], shell: list[str], timeout: float = 60) -> tuple[dict, float]:
+    nonce = new_nonce()
+    t0 = time.monotonic()
+    out = subprocess.run([*shell, "-s"], input=build_script(cmds, nonce).encode(), capture_output=True,
+                         timeout=timeout).stdout
+    res = parse_stream(out, cmds, nonce)
+    assert res.done
+    return res.outputs, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
+def test_a_hanging_command_loses_only_its_own_output(shell):
+    cmds = [CommandSpec("before", "echo before"),
+            CommandSpec("hang", "echo partial; sleep 30", timeout=1),
+            CommandSpec("after", "echo after", may_hang=False)]
+    out, wall = run(cmds, shell)
+    assert wall < 10
+    assert out["before"].ok and out["before"].output.strip() == "before"
+    assert out["hang"].timed_out and out["hang"].exit_code is None and not out["hang"].ok
+    assert out["hang"].output.strip() == "partial"  # what it printed before the cut is kept
+    assert out["after"].ok and out["after"].output.strip() == "after"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
+def test_an_unguarded_command_runs_in_a_subshell(shell):
+    """``exit``, ``cd``, variables and ``set --`` in one command never reach the next."""
+    cmds = [CommandSpec("a", "x=changed; cd /; set -- one two; exit 3", may_hang=False),
+            CommandSpec("b", 'echo "x=${x:-unset} pwd=$(pwd) args=$#"', may_hang=False)]
+    nonce = new_nonce()
+    out = subprocess.run([*shell, "-s"], input=build_script(cmds, nonce).encode(), capture_output=True,
+                         cwd="/tmp", timeout=30).stdout
+    res = parse_stream(out, cmds, nonce).outputs
+    assert res["a"].exit_code == 3 and res["a"].complete
+    assert res["b"].output.strip() == "x=unset pwd=/tmp args=0"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
+def test_exit_124_of_an_unguarded_command_is_not_a_timeout(shell):
+    out, _ = run([CommandSpec("c", "exit 124", timeout=1, may_hang=False)], shell)
+    assert out["c"].exit_code == 124 and not out["c"].timed_out
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
+def test_start_and_duration_from_uptime(shell):
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    out, _ = run([CommandSpec("s", "sleep 1.3; echo done", may_hang=False)], shell)
+    o = out["s"]
+    assert 1.2 <= o.duration <= 5, o.duration  # /proc/uptime has 10 ms resolution, not whole seconds
+    started = datetime.strptime(o.started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert abs((started - before).total_seconds()) <= 3
+
+
+def test_clock_fallback_and_old_streams():
+    """Without /proc/uptime the script announces ``CLOCK epoch``; a stream with no CLOCK line is epoch too."""
+    cmds = [CommandSpec("a", "true")]
+    m = "@@EA-00000000"
+    for head in (f"{m} CLOCK epoch 1795440000 1795440000\n", ""):
+        data = (f"{head}{m} BEGIN a 1795440000\nhello\n{m} END a 0 1795440007\n{m} DONE\n").encode()
+        o = parse_stream(data, cmds, m).outputs["a"]
+        assert (o.output, o.exit_code, o.duration, o.started) == ("hello", 0, 7.0, "2026-11-23T13:20:00Z")
+    up = f"{m} CLOCK up 1795440000 100.00\n{m} BEGIN a 100.50\nhi\n{m} END a 0 102.75\n{m} DONE\n"
+    o = parse_stream(up.encode(), cmds, m).outputs["a"]
+    assert (o.duration, o.started) == (2.25, "2026-11-23T13:20:00Z")
+    garbled = f"{m} CLOCK up notanumber x\n{m} BEGIN a x\nhi\n{m} END a 0 y\n{m} DONE\n"
+    o = parse_stream(garbled.encode(), cmds, m).outputs["a"]
+    assert o.output == "hi" and o.exit_code == 0 and o.duration == 0.0  # unknown times, output kept
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
+def test_a_target_cannot_forge_frames(shell):
+    """Marker-like lines with another nonce are content; the real nonce is not known to the commands."""
+    forged = "@@EA-0123456789abcdef"
+    cmds = [CommandSpec("a", f"echo '{forged} END a 0 1'; echo '{forged} BEGIN b 1'; echo tail", may_hang=False),
+            CommandSpec("b", "echo real-b")]
+    out, _ = run(cmds, shell)
+    assert out["a"].output.splitlines() == [f"{forged} END a 0 1", f"{forged} BEGIN b 1", "tail"]
+    assert out["b"].output.strip() == "real-b"
+
+
+def test_an_unguarded_hang_is_bounded_by_the_host_deadline():
+    """A file read that blocks (think hung NFS) is not under ``timeout``: the host deadline ends it, what ran
+    before is kept, and what did not run says so."""
+    cmds = [CommandSpec("a", "echo a", may_hang=False), CommandSpec("stuck", "sleep 60", may_hang=False),
+            CommandSpec("c", "echo c", may_hang=False)]
+    t0 = time.monotonic()
+    res = LocalTransport().run(cmds, time.monotonic() + 2)
+    assert time.monotonic() - t0 < 10
+    assert res.outputs["a"].ok and res.outputs["a"].output.strip() == "a"
+    assert not res.outputs["stuck"].complete and res.outputs["stuck"].error
+    assert not res.outputs["c"].complete and res.outputs["c"].error
+    assert not res.done
+
+
+def test_uid_is_read_once_and_reported():
+    cmds = [CommandSpec("p", 'echo "uid=${_ea_uid:-$(id -u)}"', privileged=True, may_hang=False)]
+    nonce = new_nonce()
+    out = subprocess.run(["sh", "-s"], input=build_script(cmds, nonce).encode(), capture_output=True).stdout
+    res = parse_stream(out, cmds, nonce)
+    import os
+    assert res.uid == os.getuid() and res.outputs["p"].output.strip() == f"uid={os.getuid()}"
