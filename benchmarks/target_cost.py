@@ -4,8 +4,9 @@
 
 Why: in benchmarks/fleet.py the target side (sshd + our script) dominates the wall time, because targets share
 the cores with the tool. This prints, per command, the CPU its process tree used (getrusage RUSAGE_CHILDREN,
-mean of --runs), framed the way probes/batch.py frames it: a guarded command (``may_hang``) pays for
-``timeout`` + ``sh -c``, an unguarded one runs in a subshell. The reference rows give the unit costs here
+mean of --runs), framed exactly as probes/batch.py frames it (a one-command script, minus the prelude's
+own cost): a ``may_hang`` command pays for ``timeout`` + ``sh -c``, the others run in a subshell where
+each blocking tool pays for its own ``timeout``. The reference rows give the unit costs here
 (one fork+exec of a small binary, the ``timeout`` guard, an SSH session's shell start-up is in fleet.py).
 
 ``--apt-cache server`` (default, needs root): like fleet.py, runs inside a private mount namespace in which
@@ -52,25 +53,23 @@ def inside(a: argparse.Namespace) -> int:
           f"{cost(['sh', '-c', '/bin/true; /bin/true'], a.runs * 3) - cost(['sh', '-c', '/bin/true'], a.runs * 3):.2f} ms; "
           f"timeout guard (timeout 5 sh -c :) {cost(['sh', '-c', 'timeout 5 sh -c :'], a.runs * 3) - shell:.2f} ms")
     rows = []
+    nonce = new_nonce()
+    empty = cost(["sh", "-s"], a.runs * 3, stdin=build_script([], nonce).encode())
+    print(f"the framing's prelude alone (clock, uid, guard): {empty:.2f} ms")
     for c in cmds:
-        # the command as the framing runs it, minus the shell that hosts this measurement
-        framed = f"timeout {int(c.timeout)} sh -c {quote(c.script)}" if c.may_hang else f"(set --; {c.script})"
-        rows.append((cost(["sh", "-c", framed], a.runs) - shell, c.name, "timeout" if c.may_hang else "subshell"))
+        # the command framed exactly as in a host's script, minus the prelude
+        one = cost(["sh", "-s"], a.runs, stdin=build_script([c], nonce).encode())
+        rows.append((one - empty, c.name, "timeout sh -c" if c.may_hang else "subshell, $_ea_g per tool"))
     rows.sort(reverse=True)
     total = sum(r[0] for r in rows)
     print(f"\n{'CPU ms':>8}  {'share':>5}  command (framing)")
     for ms, name, how in rows:
         print(f"{ms:8.1f}  {ms / total * 100:4.0f}%  {name} ({how})")
-    nonce = new_nonce()
     script = build_script(cmds, nonce).encode()
     whole = cost(["sh", "-s"], a.runs, stdin=script)
     print(f"{total:8.1f}        sum of the {len(cmds)} commands")
     print(f"{whole:8.1f}        the whole framed script (what one host's session runs), mean of {a.runs}")
     return 0
-
-
-def quote(s: str) -> str:
-    return "'" + s.replace("'", "'\\''") + "'"
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -31,10 +31,12 @@ class CommandSpec:
     whose answer is only complete as root: without root they still run, and the
     parser says "needs privilege" where the output shows it.
 
-    ``may_hang`` (the default) runs the command under ``timeout``. Set it False only for a
-    command that reads local files with shell builtins and small tools (cat, grep, awk, stat):
-    it then runs in a plain subshell, which saves two process starts per command on every host.
-    Such a command is still bounded by the host deadline.
+    ``may_hang`` (the default) runs the whole command under ``timeout``. A registered probe sets it
+    False and starts each outside tool that can block (package managers, D-Bus clients, daemons'
+    CLIs: see tests/test_batch.py BLOCKING) as ``$_ea_g tool …``: the command then runs in a plain
+    subshell, only that tool is under ``timeout`` (nothing is started when the tool is absent), and a
+    cut still marks the command timed out. That saves two process starts per command on every host.
+    Run alone, ``$_ea_g`` is empty and the script is ordinary sh.
     """
 
     name: str

@@ -24,11 +24,14 @@ WRAPPER_SUDO = (
 )
 
 # Why this shape: on a fleet, the framing itself was the largest cost on the target. Each command used to
-# fork ``date`` twice and exec ``timeout`` + ``sh`` (~5 ms of the target's CPU per command, measured in
-# benchmarks/fleet.py). Now times come from /proc/uptime through the ``read`` builtin (no process), a
-# command that only reads local files runs in a subshell (a fork, no exec), and only a command that can
-# block (package managers, D-Bus clients, daemons' CLIs) pays for ``timeout``. The host deadline still
-# bounds the whole script. ``_ea_uid`` is computed once; commands print it where they report privilege.
+# fork ``date`` twice and exec ``timeout`` + ``sh`` (~5 ms of the target's CPU per command, measured with
+# benchmarks/target_cost.py). Now times come from /proc/uptime through the ``read`` builtin (no process),
+# and a command runs in a subshell (a fork, no exec) where each outside tool that can block is started as
+# ``$_ea_g tool …``: ``timeout`` for that tool only (none at all when the tool is absent), and a ``CUT``
+# frame on descriptor 3 when it fires, so the command is reported as timed out. A command declared
+# ``may_hang`` still runs whole under ``timeout sh -c``. The host deadline bounds everything. Run alone
+# (tests, an auditor replaying the evidence), ``$_ea_g`` is empty and the command is plain sh.
+# ``_ea_uid`` is computed once; commands print it where they report privilege.
 _PRELUDE = r"""LC_ALL=C; LANG=C; export LC_ALL LANG
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH
 if command -v timeout >/dev/null 2>&1; then _ea_to=1; else _ea_to=; fi
@@ -37,11 +40,19 @@ if [ -r /proc/uptime ] && read _ea_t _ea_x </proc/uptime && [ -n "$_ea_t" ]; the
 _ea_now() {
   if [ -n "$_ea_clk" ]; then read _ea_t _ea_x </proc/uptime; else _ea_t=$(date +%s 2>/dev/null); fi
 }
+_ea_guard() {
+  if [ -z "$_ea_to" ]; then "$@"; return; fi
+  timeout "$_ea_lim" "$@"; _ea_r=$?
+  [ "$_ea_r" = 124 ] && printf '\n%s CUT %s %s\n' "$_ea_m" "$_ea_lim" "$1" >&3
+  return $_ea_r
+}
+_ea_g=_ea_guard
 _ea_now; printf '\n%s CLOCK %s %s %s\n' "$_ea_m" "${_ea_clk:-epoch}" "$(date +%s 2>/dev/null)" "$_ea_t"
 _ea() {
   _ea_now; printf '\n%s BEGIN %s %s\n' "$_ea_m" "$1" "$_ea_t"
+  _ea_lim=$2
   if [ "$3" = 1 ] && [ -n "$_ea_to" ]; then timeout "$2" sh -c "$4" </dev/null 2>&1; _ea_rc=$?
-  else _ea_s=$4; (set --; eval "$_ea_s") </dev/null 2>&1; _ea_rc=$?; fi
+  else _ea_s=$4; (set --; eval "$_ea_s") 3>&1 </dev/null 2>&1; _ea_rc=$?; fi
   _ea_now; printf '\n%s END %s %s %s\n' "$_ea_m" "$1" "$_ea_rc" "$_ea_t"
 }
 """
@@ -126,10 +137,11 @@ def parse_stream(
     buf = bytearray()
     began: Optional[float] = None
     over = False
+    cut = False
     clock = _Clock()
 
     def close(rc: Optional[int], end_token: Optional[str], err: Optional[str]) -> None:
-        nonlocal cur, buf, over
+        nonlocal cur, buf, over, cut
         if cur is None:
             return
         spec = specs.get(cur)
@@ -141,7 +153,7 @@ def parse_stream(
         end = clock.epoch(end_token)
         dur = round(max(0.0, end - began), 2) if end is not None and began is not None else 0.0
         timeout = spec.timeout if spec else 0
-        timed_out = rc == 124 and (spec is None or spec.may_hang) and dur >= max(0.0, timeout - 1)
+        timed_out = cut or (rc == 124 and (spec is None or spec.may_hang) and dur >= max(0.0, timeout - 1))
         res.outputs[cur] = RawOutput(
             name=cur,
             script=spec.script if spec else "",
@@ -153,7 +165,7 @@ def parse_stream(
             timed_out=timed_out,
             error=err,
         )
-        cur, buf, over = None, bytearray(), False
+        cur, buf, over, cut = None, bytearray(), False, False
 
     for line in data.splitlines(keepends=True):
         if line.startswith(marker + b" "):
@@ -169,6 +181,9 @@ def parse_stream(
                 except ValueError:
                     rc = None
                 close(rc, parts[3] if len(parts) > 3 else None, None)
+                continue
+            if kind == "CUT" and cur is not None:
+                cut = True  # a tool inside the command hit its timeout: the output is incomplete
                 continue
             if kind == "CLOCK" and len(parts) >= 2:
                 clock.announce(parts)

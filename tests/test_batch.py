@@ -121,3 +121,61 @@ def test_uid_is_read_once_and_reported():
     res = parse_stream(out, cmds, nonce)
     import os
     assert res.uid == os.getuid() and res.outputs["p"].output.strip() == f"uid={os.getuid()}"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
+def test_a_guarded_tool_inside_a_command_is_cut_and_reported(shell):
+    """``$_ea_g tool`` puts only that tool under ``timeout``; the cut is reported, the command goes on."""
+    cmds = [CommandSpec("t", 'echo before; $_ea_g sleep 30; echo "rc=$?"; echo after', timeout=1, may_hang=False),
+            CommandSpec("n", "echo next", may_hang=False)]
+    out, wall = run(cmds, shell)
+    assert wall < 10
+    t = out["t"]
+    assert t.timed_out and t.exit_code is None and not t.ok  # incomplete: a parser must not trust it
+    assert t.output.split() == ["before", "rc=124", "after"]
+    assert out["n"].ok and out["n"].output.strip() == "next"
+
+
+def test_guard_is_empty_when_a_command_runs_alone():
+    """An auditor replaying a command from the evidence runs plain sh: ``$_ea_g`` expands to nothing."""
+    r = subprocess.run(["sh", "-c", "$_ea_g echo plain"], capture_output=True, text=True)
+    assert r.stdout == "plain\n"
+
+
+#: outside tools that can block (locks, D-Bus, daemons, huge databases): only ever started through $_ea_g
+BLOCKING = ("systemctl journalctl timedatectl chronyc ntpq firewall-cmd ufw nft iptables-save ip6tables-save "
+            "auditctl lastlog lastlog2 ps ss netstat mdatp dnf yum zypper apk rpm apt apt-get apt-cache "
+            "needs-restarting rc-status rc-update").split()
+_CMD_POS = ("", ";", "|", "&&", "||", "(", "{", "$(", "then", "do", "else", "if", "elif", "!")
+
+
+def unguarded(script: str) -> list[str]:
+    """Blocking tools started at a command position of ``script`` without ``$_ea_g`` in front."""
+    import re
+
+    found = []
+    for tool in BLOCKING:
+        for m in re.finditer(rf"(?<![\w./$'-]){re.escape(tool)}(?![\w.-])", script):
+            before = script[: m.start()].rstrip()
+            if script[: m.start()].count("'") % 2:
+                continue  # inside a single-quoted word (a grep pattern, an echo)
+            token = next((t for t in sorted(_CMD_POS, key=len, reverse=True) if t and before.endswith(t)),
+                         "" if not before else None)
+            if token is not None and not re.search(r"(^|[^\w])(command -v|xargs -r)$", before):
+                found.append(f"{tool} at …{script[max(0, m.start() - 30): m.end() + 10]!r}")
+    return found
+
+
+def test_the_guard_check_itself_finds_unguarded_tools():
+    found = unguarded("if systemctl is-active x; then :; fi; echo | ps -e; x=$(ss -tln)")
+    assert [f.split()[0] for f in found] == ["systemctl", "ps", "ss"]
+    assert unguarded("command -v ps >/dev/null && $_ea_g ps -e; echo '### ps'; grep -E 'ps|ss' f") == []
+
+
+def test_every_blocking_tool_of_the_registry_is_guarded():
+    from probes.batch import dedupe
+    from probes.host import PROBES
+
+    bad = [f"{c.name}: {u}" for c in dedupe(x for p in PROBES for x in p.commands) if not c.may_hang
+           for u in unguarded(c.script)]
+    assert not bad, "\n".join(bad)

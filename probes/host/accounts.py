@@ -96,10 +96,11 @@ GROUP = CommandSpec(
 )
 LASTLOG = CommandSpec(
     "lastlog",
-    "if command -v lastlog2 >/dev/null 2>&1; then echo '### lastlog2'; lastlog2 2>&1; "
-    "elif command -v lastlog >/dev/null 2>&1; then echo '### lastlog'; lastlog 2>&1; "
+    "if command -v lastlog2 >/dev/null 2>&1; then echo '### lastlog2'; $_ea_g lastlog2 2>&1; "
+    "elif command -v lastlog >/dev/null 2>&1; then echo '### lastlog'; $_ea_g lastlog 2>&1; "
     "else echo '### none'; fi",
     timeout=20,
+    may_hang=False,
 )
 SUDOERS = CommandSpec(
     "sudoers",

@@ -71,7 +71,7 @@ def _files_script() -> str:
         "done; "
         "echo '### clamd-onaccess'; for f in /etc/clamav/clamd.conf /etc/clamd.d/*.conf /etc/clamd.conf; do "
         '[ -f "$f" ] && grep -H -E \'^[[:space:]]*(OnAccess[A-Za-z]*|ScanOnAccess)[[:space:]]\' "$f"; done; '
-        "echo '### mdatp'; if command -v mdatp >/dev/null 2>&1; then mdatp health 2>&1 | grep -E "
+        "echo '### mdatp'; if command -v mdatp >/dev/null 2>&1; then $_ea_g mdatp health 2>&1 | grep -E "
         "'^(healthy|real_time_protection_enabled|definitions_updated_minutes_ago|definitions_status|"
         "app_version|definitions_version)[[:space:]]'; else echo absent; fi; true"
     )
@@ -95,7 +95,7 @@ def _sched_script() -> str:
     )
 
 
-AV_FILES = CommandSpec("av_files", _files_script(), timeout=20)
+AV_FILES = CommandSpec("av_files", _files_script(), timeout=20, may_hang=False)
 AV_SCHEDULE = CommandSpec("av_schedule", _sched_script(), timeout=15, privileged=True, may_hang=False)
 
 COMMANDS = (AV_FILES, AV_SCHEDULE, PROCESSES, SERVICES, NOW)

@@ -72,26 +72,28 @@ NOW = CommandSpec("now", "date '+%s%n%Y-%m-%dT%H:%M:%S%z'", timeout=5, may_hang=
 #: (``mysql -pSECRET``), so they never enter the evidence.
 PROCESSES = CommandSpec(
     "processes",
-    "if ps -e -o pid= -o user= -o comm= 2>/dev/null; then :; "
-    "elif ps -o pid,user,comm 2>/dev/null; then :; "
+    "if $_ea_g ps -e -o pid= -o user= -o comm= 2>/dev/null; then :; "
+    "elif $_ea_g ps -o pid,user,comm 2>/dev/null; then :; "
     'else for p in /proc/[0-9]*; do [ -r "$p/comm" ] && echo "${p#/proc/} ? $(cat "$p/comm" 2>/dev/null)"; '
     "done; fi",
     timeout=15,
+    may_hang=False,
 )
 
 SERVICES = CommandSpec(
     "services",
     "if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then "
     "echo '### init systemd'; echo '### unit-files'; "
-    "systemctl list-unit-files --no-legend --no-pager --type=service,socket,timer 2>&1; "
-    "echo '### units'; systemctl list-units --all --no-legend --no-pager --plain "
+    "$_ea_g systemctl list-unit-files --no-legend --no-pager --type=service,socket,timer 2>&1; "
+    "echo '### units'; $_ea_g systemctl list-units --all --no-legend --no-pager --plain "
     "--type=service,socket,timer 2>&1; "
     "elif command -v rc-status >/dev/null 2>&1; then echo '### init openrc'; echo '### rc-update'; "
-    "rc-update show -v 2>&1; echo '### rc-status'; rc-status -a 2>&1; "
+    "$_ea_g rc-update show -v 2>&1; echo '### rc-status'; $_ea_g rc-status -a 2>&1; "
     "elif [ -d /etc/init.d ]; then echo '### init sysv'; echo '### init.d'; ls /etc/init.d 2>&1; "
     'for r in 2 3 5; do [ -d /etc/rc$r.d ] && { echo "### rc$r.d"; ls /etc/rc$r.d; }; done; '
     "else echo '### init unknown'; fi; true",
     timeout=20,
+    may_hang=False,
 )
 
 #: inetd/xinetd-started services (telnet, rsh, tftp, finger... usually live there).
@@ -152,15 +154,16 @@ LISTEN = CommandSpec(
     "listen",
     'echo "uid=${_ea_uid:-$(id -u)}"; '
     # each tool runs once: its output is kept if it succeeded, else the next is tried
-    "if command -v ss >/dev/null 2>&1 && _o=$(ss -tulpn 2>/dev/null); then echo '### ss'; printf '%s\\n' \"$_o\"; "
-    "elif command -v netstat >/dev/null 2>&1 && _o=$(netstat -tulpn 2>/dev/null); then echo '### netstat'; "
+    "if command -v ss >/dev/null 2>&1 && _o=$($_ea_g ss -tulpn 2>/dev/null); then echo '### ss'; printf '%s\\n' \"$_o\"; "
+    "elif command -v netstat >/dev/null 2>&1 && _o=$($_ea_g netstat -tulpn 2>/dev/null); then echo '### netstat'; "
     "printf '%s\\n' \"$_o\"; "
-    "elif command -v netstat >/dev/null 2>&1 && _o=$(netstat -tuln 2>/dev/null); then echo '### netstat'; "
+    "elif command -v netstat >/dev/null 2>&1 && _o=$($_ea_g netstat -tuln 2>/dev/null); then echo '### netstat'; "
     "printf '%s\\n' \"$_o\"; "
     'else for f in tcp tcp6 udp udp6; do [ -r /proc/net/$f ] && { echo "### proc $f"; cat /proc/net/$f; }; '
     'done; fi',
     timeout=20,
     privileged=True,
+    may_hang=False,
 )
 
 _PRIV_RE = re.compile(

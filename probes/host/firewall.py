@@ -37,38 +37,42 @@ from .common import SERVICES, needs_privilege, services, split_parts, unit_state
 
 NFT = CommandSpec(
     "nft_ruleset",
-    "echo \"uid=${_ea_uid:-$(id -u)}\"; if command -v nft >/dev/null 2>&1; then echo '### nft'; nft list ruleset 2>&1; "
+    "echo \"uid=${_ea_uid:-$(id -u)}\"; if command -v nft >/dev/null 2>&1; then echo '### nft'; $_ea_g nft list ruleset 2>&1; "
     "echo \"rc=$?\"; else echo '### nft absent'; fi",
     timeout=20,
     privileged=True,
+    may_hang=False,
 )
 IPTABLES = CommandSpec(
     "iptables_rules",
     'echo "uid=${_ea_uid:-$(id -u)}"; for t in iptables-save ip6tables-save; do if command -v $t >/dev/null 2>&1; then '
-    'echo "### $t"; $t 2>&1; echo "rc=$?"; else echo "### $t absent"; fi; done',
+    'echo "### $t"; $_ea_g $t 2>&1; echo "rc=$?"; else echo "### $t absent"; fi; done',
     timeout=20,
     privileged=True,
+    may_hang=False,
 )
 FIREWALLD = CommandSpec(
     "firewalld",
-    'echo "uid=${_ea_uid:-$(id -u)}"; if command -v firewall-cmd >/dev/null 2>&1; then echo \'### state\'; firewall-cmd '
+    'echo "uid=${_ea_uid:-$(id -u)}"; if command -v firewall-cmd >/dev/null 2>&1; then echo \'### state\'; $_ea_g firewall-cmd '
     '--state 2>&1; echo "rc=$?"; '
-    "if firewall-cmd --state >/dev/null 2>&1; then echo '### default-zone'; firewall-cmd --get-default-zone "
+    "if $_ea_g firewall-cmd --state >/dev/null 2>&1; then echo '### default-zone'; $_ea_g firewall-cmd --get-default-zone "
     "2>&1; "
-    "for z in $(firewall-cmd --get-active-zones 2>/dev/null | grep -v '^[[:space:]]'); do echo \"### zone "
+    "for z in $($_ea_g firewall-cmd --get-active-zones 2>/dev/null | grep -v '^[[:space:]]'); do echo \"### zone "
     "$z\"; "
-    "firewall-cmd --zone=\"$z\" --list-all 2>&1; done; fi; else echo '### absent'; fi",
+    "$_ea_g firewall-cmd --zone=\"$z\" --list-all 2>&1; done; fi; else echo '### absent'; fi",
     timeout=30,
     privileged=True,
+    may_hang=False,
 )
 UFW = CommandSpec(
     "ufw",
-    'echo "uid=${_ea_uid:-$(id -u)}"; if command -v ufw >/dev/null 2>&1; then echo \'### status\'; ufw status verbose '
+    'echo "uid=${_ea_uid:-$(id -u)}"; if command -v ufw >/dev/null 2>&1; then echo \'### status\'; $_ea_g ufw status verbose '
     '2>&1; echo "rc=$?"; '
     "else echo '### absent'; fi; echo '### conf'; for f in /etc/ufw/ufw.conf /etc/default/ufw; do "
     '[ -r "$f" ] && grep -H -E \'^(ENABLED|DEFAULT_[A-Z]+_POLICY)=\' "$f"; done; true',
     timeout=20,
     privileged=True,
+    may_hang=False,
 )
 COMMANDS = (NFT, IPTABLES, FIREWALLD, UFW, SERVICES)
 

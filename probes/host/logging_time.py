@@ -88,37 +88,41 @@ LOG_FILES = CommandSpec(
 JOURNAL = CommandSpec(
     "journal_span",
     "echo \"uid=${_ea_uid:-$(id -u)}\"; if command -v journalctl >/dev/null 2>&1; then echo '### disk-usage'; "
-    "journalctl --disk-usage 2>&1 | head -n 3; echo '### oldest'; journalctl --no-pager -o short-unix 2>&1 | "
-    "head -n 5 | awk '{ if ($1 ~ /^[0-9]+(\\.[0-9]+)?$/) print $1; else print substr($0, 1, 120) }'; "
+    "$_ea_g journalctl --disk-usage 2>&1 | head -n 3; echo '### oldest'; $_ea_g journalctl --no-pager -o short-unix 2>&1 | "
+    # awk stops journalctl after 5 lines (head + awk was one process more)
+    "awk 'NR > 5 { exit } { if ($1 ~ /^[0-9]+(\\.[0-9]+)?$/) print $1; else print substr($0, 1, 120) }'; "
     "else echo '### absent'; fi",
     timeout=20,
     privileged=True,
+    may_hang=False,
 )
 AUDITD = CommandSpec(
     "auditd",
     "echo \"uid=${_ea_uid:-$(id -u)}\"; echo '### conf'; if [ -r /etc/audit/auditd.conf ]; then grep -E "
     "'^[[:space:]]*(log_file|num_logs|max_log_file|max_log_file_action|space_left_action|disk_full_action)"
     "[[:space:]]*=' /etc/audit/auditd.conf; elif [ -e /etc/audit/auditd.conf ]; then echo '(not readable)'; "
-    "else echo absent; fi; echo '### status'; if command -v auditctl >/dev/null 2>&1; then auditctl -s 2>&1 "
+    "else echo absent; fi; echo '### status'; if command -v auditctl >/dev/null 2>&1; then $_ea_g auditctl -s 2>&1 "
     "| "
-    "head -n 20; echo '### rules'; auditctl -l 2>&1 | head -n 500; else echo absent; fi",
+    "head -n 20; echo '### rules'; $_ea_g auditctl -l 2>&1 | head -n 500; else echo absent; fi",
     timeout=15,
     privileged=True,
+    may_hang=False,
 )
 TIME_SYNC = CommandSpec(
     "time_sync",
-    "echo '### chronyc'; if command -v chronyc >/dev/null 2>&1; then chronyc -n tracking 2>&1; echo "
+    "echo '### chronyc'; if command -v chronyc >/dev/null 2>&1; then $_ea_g chronyc -n tracking 2>&1; echo "
     "\"rc=$?\"; "
     "else echo absent; fi; "
-    "echo '### ntpq'; if command -v ntpq >/dev/null 2>&1; then ntpq -pn 2>&1 | head -n 30; else echo "
+    "echo '### ntpq'; if command -v ntpq >/dev/null 2>&1; then $_ea_g ntpq -pn 2>&1 | head -n 30; else echo "
     "absent; fi; "
     "echo '### timedatectl'; if command -v timedatectl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then "
-    "timedatectl show 2>&1 || timedatectl status 2>&1; else echo absent; fi; "
+    "$_ea_g timedatectl show 2>&1 || $_ea_g timedatectl status 2>&1; else echo absent; fi; "
     "echo '### servers'; for f in /etc/chrony.conf /etc/chrony/chrony.conf /etc/chrony/sources.d/*.sources "
     "/etc/chrony/conf.d/*.conf /etc/ntp.conf /etc/ntpsec/ntp.conf /etc/systemd/timesyncd.conf "
     '/etc/systemd/timesyncd.conf.d/*.conf /etc/openntpd/ntpd.conf; do [ -f "$f" ] && '
     "grep -H -E '^[[:space:]]*(server|pool|peer|servers|NTP|FallbackNTP)[[:space:]=]' \"$f\"; done; true",
     timeout=20,
+    may_hang=False,
 )
 COMMANDS = (LOG_CONF, LOG_FILES, JOURNAL, AUDITD, TIME_SYNC, PROCESSES, SERVICES, NOW)
 

@@ -46,6 +46,14 @@ from .common import NOW, days_since, iso, load_data, now_of, split_parts, tz_of,
 
 _KEY = load_data("key_packages.yaml")
 
+
+def _glob_ere(glob: str) -> str:
+    """A dpkg-query name pattern (shell glob) as an awk ERE: ``php[0-9]*-common`` → ``php[0-9].*-common``."""
+    out = []
+    for ch in glob:
+        out.append(".*" if ch == "*" else "." if ch == "?" else ch if ch.isalnum() or ch in "[]-" else "\\" + ch)
+    return "".join(out)
+
 _APT_POLICY_AWK = r"""
 /^[EW]: / { print "! " $0; next }
 /^rc=[0-9]+$/ { print; next }
@@ -56,9 +64,15 @@ $1 == "Candidate:" { c = $2; next }
 i != "" && i != "(none)" && c != "(none)" && c != i && v == c && $1 ~ /^-?[0-9]+$/ && NF >= 3 {
   s = (p in o) ? o[p] "," $3 : $3; o[p] = s; if (!(p in f)) { f[p] = i; t[p] = c; n[++k] = p } }
 END { for (j = 1; j <= k; j++) print n[j], f[n[j]], t[n[j]], o[n[j]] }"""
+_INSTALLED_AWK = (
+    "/^Package: /{p=$2} /^Status: /{s=$4} /^Architecture: /{a=$2} /^Multi-Arch: same/{m=1} "
+    "/^$/{ if (s == \"installed\") print (m ? p \":\" a : p); m = 0; s = \"\" } "
+    "END { if (s == \"installed\") print (m ? p \":\" a : p) }"
+)
 _APT_POLICY = (
-    "dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\\n' 2>/dev/null | awk '$1 ~ /^[hi]i$/ { print $2 }' | "
-    "{ xargs -r apt-cache policy 2>&1; echo \"rc=$?\"; } | awk " + shlex.quote(_APT_POLICY_AWK.strip()) + "; "
+    # installed packages straight from dpkg's database (what ``dpkg-query -W -f='${binary:Package}'`` lists)
+    "awk " + shlex.quote(_INSTALLED_AWK) + " /var/lib/dpkg/status | "
+    "{ $_ea_g xargs -r apt-cache policy 2>&1; echo \"rc=$?\"; } | awk " + shlex.quote(_APT_POLICY_AWK.strip()) + "; "
 )
 
 PKG_UPDATES = CommandSpec(
@@ -70,68 +84,79 @@ PKG_UPDATES = CommandSpec(
     # only the upgradable ones: ``name installed candidate suite[,suite]``, and apt's own E:/W: lines.
     "if command -v apt-cache >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then echo '### policy'; "
     + _APT_POLICY +
-    "elif command -v apt >/dev/null 2>&1; then echo '### list'; apt list --upgradable 2>&1; echo \"rc=$?\"; "
-    "else echo '### simulate'; apt-get -s -o Debug::NoLocking=1 -o APT::Get::Show-User-Simulation-Note=false "
+    "elif command -v apt >/dev/null 2>&1; then echo '### list'; $_ea_g apt list --upgradable 2>&1; echo \"rc=$?\"; "
+    "else echo '### simulate'; $_ea_g apt-get -s -o Debug::NoLocking=1 -o APT::Get::Show-User-Simulation-Note=false "
     'dist-upgrade 2>&1; echo "rc=$?"; fi; '
     "elif command -v dnf >/dev/null 2>&1; then echo '### manager dnf'; "
     "echo '### index'; for f in /var/cache/dnf/*/repodata/repomd.xml; do [ -f \"$f\" ] && stat -c '%Y %n' "
     "\"$f\"; done; "
-    "echo '### check-update'; dnf -C -q --noplugins check-update 2>&1; echo \"rc=$?\"; "
+    "echo '### check-update'; $_ea_g dnf -C -q --noplugins check-update 2>&1; echo \"rc=$?\"; "
     "elif command -v yum >/dev/null 2>&1; then echo '### manager yum'; "
     "echo '### index'; for f in /var/cache/yum/*/*/*/repomd.xml /var/cache/yum/*/repomd.xml; do "
     '[ -f "$f" ] && stat -c \'%Y %n\' "$f"; done; '
-    "echo '### check-update'; yum -C -q --noplugins check-update 2>&1; echo \"rc=$?\"; "
+    "echo '### check-update'; $_ea_g yum -C -q --noplugins check-update 2>&1; echo \"rc=$?\"; "
     "elif command -v zypper >/dev/null 2>&1; then echo '### manager zypper'; "
-    "echo '### list-updates'; zypper --non-interactive --no-refresh list-updates 2>&1; echo \"rc=$?\"; "
+    "echo '### list-updates'; $_ea_g zypper --non-interactive --no-refresh list-updates 2>&1; echo \"rc=$?\"; "
     "elif command -v apk >/dev/null 2>&1; then echo '### manager apk'; "
     "echo '### index'; for f in /var/cache/apk/APKINDEX.*.tar.gz /lib/apk/db/*.tar.gz; do "
     '[ -f "$f" ] && stat -c \'%Y %n\' "$f"; done; '
-    "echo '### version'; apk version -l '<' 2>&1; echo \"rc=$?\"; "
+    "echo '### version'; $_ea_g apk version -l '<' 2>&1; echo \"rc=$?\"; "
     "else echo '### manager none'; fi",
     timeout=120,
+    may_hang=False,
 )
 
 PKG_SECURITY = CommandSpec(
     "pkg_security",
     "if command -v dnf >/dev/null 2>&1; then echo '### updateinfo dnf'; "
-    'dnf -C -q --noplugins updateinfo list --security --available 2>&1; echo "rc=$?"; '
+    '$_ea_g dnf -C -q --noplugins updateinfo list --security --available 2>&1; echo "rc=$?"; '
     "elif command -v yum >/dev/null 2>&1; then echo '### updateinfo yum'; "
-    'yum -C -q --noplugins updateinfo list security 2>&1; echo "rc=$?"; '
+    '$_ea_g yum -C -q --noplugins updateinfo list security 2>&1; echo "rc=$?"; '
     "else echo '### updateinfo none'; fi",
     timeout=120,
+    may_hang=False,
 )
 
 PKG_HISTORY = CommandSpec(
     "pkg_history",
     "if command -v dpkg >/dev/null 2>&1; then echo '### dpkg-status'; stat -c '%Y' /var/lib/dpkg/status "
     "2>&1; "
-    "echo '### dpkg-log'; for f in /var/log/dpkg.log.1 /var/log/dpkg.log; do [ -r \"$f\" ] && "
-    "grep -h -E '^[0-9-]+ [0-9:]+ (install|upgrade) ' \"$f\"; done | tail -n 30; "
+    "echo '### dpkg-log'; set --; for f in /var/log/dpkg.log.1 /var/log/dpkg.log; do [ -r \"$f\" ] && "
+    "set -- \"$@\" \"$f\"; done; [ $# -gt 0 ] && grep -h -E '^[0-9-]+ [0-9:]+ (install|upgrade) ' \"$@\" | tail -n 30; "
     "echo '### apt-history'; [ -r /var/log/apt/history.log ] && "
     "grep -E '^(Start-Date|Commandline):' /var/log/apt/history.log | tail -n 20; fi; "
     "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
     "echo '### rpm-installtime'; "
-    "rpm -qa --qf '%{INSTALLTIME} %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n' 2>&1 | sort -rn | head -n 30; "
+    "$_ea_g rpm -qa --qf '%{INSTALLTIME} %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n' 2>&1 | sort -rn | head -n 30; "
     "fi; "
     "if [ -f /lib/apk/db/installed ]; then echo '### apk-db'; stat -c '%Y' /lib/apk/db/installed; fi; true",
     timeout=60,
+    may_hang=False,
 )
 
 PKG_VERSIONS = CommandSpec(
     "pkg_versions",
+    # dpkg's database read by one awk (dpkg-query costs twice as much); same ``ii  name version`` lines
     "if command -v dpkg-query >/dev/null 2>&1; then echo '### dpkg'; "
-    "dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
+    "if [ -r /var/lib/dpkg/status ]; then awk " + shlex.quote(
+        "/^Package: /{p=$2} /^Status: /{s=$2 \" \" $3 \" \" $4} /^Version: /{v=$2} "
+        "/^$/{ if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _KEY["deb"]) + ")$/) "
+        "print \"ii  \" p \" \" v; p = s = v = \"\" } "
+        "END { if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _KEY["deb"]) + ")$/) "
+        "print \"ii  \" p \" \" v }") + " /var/lib/dpkg/status; "
+    "else dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
     + " ".join(shlex.quote(n) for n in _KEY["deb"])
-    + " 2>/dev/null | grep '^ii'; fi; "
+    + " 2>/dev/null | grep '^ii'; fi; fi; "
     "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
     "echo '### rpm'; "
-    "rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' "
+    "$_ea_g rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' "
     + " ".join(shlex.quote(n) for n in _KEY["rpm"])
     + " 2>&1 | sort; fi; "
-    "if command -v apk >/dev/null 2>&1; then echo '### apk'; apk info -v 2>/dev/null | grep -E '^("
+    "if command -v apk >/dev/null 2>&1; then echo '### apk'; $_ea_g apk info -v 2>/dev/null | grep -E '^("
     + "|".join(re.escape(n) for n in _KEY["apk"])
     + ")-[0-9]'; fi; true",
     timeout=60,
+    may_hang=False,
 )
 
 REBOOT = CommandSpec(
@@ -141,9 +166,9 @@ REBOOT = CommandSpec(
     "head -n 20 /var/run/reboot-required.pkgs 2>/dev/null; else echo absent; fi; "
     "echo '### flag-mechanism'; for f in /usr/share/update-notifier/notify-reboot-required "
     '/etc/kernel/postinst.d/update-notifier /usr/sbin/needrestart; do [ -e "$f" ] && echo "$f"; done; '
-    "echo '### needs-restarting'; if command -v dnf >/dev/null 2>&1; then dnf -C -q needs-restarting -r "
+    "echo '### needs-restarting'; if command -v dnf >/dev/null 2>&1; then $_ea_g dnf -C -q needs-restarting -r "
     "2>&1; "
-    'echo "rc=$?"; elif command -v needs-restarting >/dev/null 2>&1; then needs-restarting -r 2>&1; echo '
+    'echo "rc=$?"; elif command -v needs-restarting >/dev/null 2>&1; then $_ea_g needs-restarting -r 2>&1; echo '
     '"rc=$?"; '
     "else echo absent; fi; "
     # the glob is sorted like ``ls``; builtins only (this was ls | grep | grep | head)
@@ -151,6 +176,7 @@ REBOOT = CommandSpec(
     "case ${k##*/} in *rescue*) continue;; esac; _n=$((_n + 1)); [ $_n -le 30 ] && echo \"${k##*/}\"; done; "
     "true",
     timeout=60,
+    may_hang=False,
 )
 
 COMMANDS = (PKG_UPDATES, PKG_SECURITY, PKG_HISTORY, PKG_VERSIONS, REBOOT, NOW)

@@ -16,8 +16,9 @@ from .common import show_files
 SSHD_T = CommandSpec(
     name="sshd_T",
     script="for s in /usr/sbin/sshd /usr/local/sbin/sshd sshd; do if command -v \"$s\" >/dev/null 2>&1; "
-    "then \"$s\" -T 2>&1; exit $?; fi; done; echo 'sshd: not found'; exit 127",
+    "then $_ea_g \"$s\" -T 2>&1; exit $?; fi; done; echo 'sshd: not found'; exit 127",
     privileged=True,
+    may_hang=False,
 )
 SSHD_CONFIG = CommandSpec(
     name="sshd_config",
