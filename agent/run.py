@@ -135,8 +135,9 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     record["facts"] = facts
     record["evidence"] = evidence
     rel = writer.write_json(f"facts/{safe_component(host.name)}.json", record)
-    # facts are not kept: the evaluator reads them back one host at a time (memory flat in the fleet size)
-    return HostInput(meta=meta, collected=record["collected"], error=record["error"], facts=None,
+    # facts are handed over for the host's own judgement only, then dropped by the caller; later readers
+    # read them back one host at a time (memory flat in the fleet size)
+    return HostInput(meta=meta, collected=record["collected"], error=record["error"], facts=facts,
                      evidence=evidence, session=record["transport"], facts_file=writer.path(rel))
 
 
@@ -262,17 +263,28 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
     evaluator = Evaluator(opts.profile, inv.policy, inv.waivers)  # validates waivers before any packet
     hosts_in: list[HostInput] = []
     obs = opts.observer
+    # The network families run first: their facts are then final, so each host can be judged by its
+    # worker as soon as it is collected (evaluation overlaps collection instead of following it).
+    if obs and set(opts.only) - {"host"}:
+        obs.phase("network")
+    run_facts, run_evidence = run_network(inv, opts, writer) if set(opts.only) - {"host"} else ({}, {})
     if "host" in opts.only and inv.hosts:
         lock = threading.Lock()
         done = 0
         if obs:
             obs.phase("hosts", len(inv.hosts))
+        position = {h.name: i for i, h in enumerate(inv.hosts)}
 
         def work(h: Host) -> HostInput:
             t0 = time.monotonic()  # in the worker: time waiting for a free worker is not the host's
             if obs:
                 obs.host_started(h.name)
             hi = collect_host(h, inv, opts, writer)
+            try:
+                hi.judged = evaluator.judge_host(position[h.name], hi, run_facts, run_evidence)
+            except Exception:  # judged again (and reported) when the bundle is finalised
+                hi.judged = None
+            hi.facts = None  # on disk already; not kept for the rest of the run
             if obs:
                 obs.host_done(h.name, hi.collected, hi.error, time.monotonic() - t0)
             return hi
@@ -287,11 +299,7 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
                     hosts_in.append(hi)
                 _progress(opts, f"[{done}/{len(inv.hosts)}] {h.name}: "
                                 + ("collected" if hi.collected else f"NOT collected — {hi.error}"))
-        order = {h.name: i for i, h in enumerate(inv.hosts)}
-        hosts_in.sort(key=lambda x: order[x.meta["name"]])
-    if obs and set(opts.only) - {"host"}:
-        obs.phase("network")
-    run_facts, run_evidence = run_network(inv, opts, writer) if set(opts.only) - {"host"} else ({}, {})
+        hosts_in.sort(key=lambda x: position[x.meta["name"]])
     if obs:
         obs.phase("evaluate")
     run_meta = {"id": run_id, "started": started, "profile": opts.profile.catalog.profile,

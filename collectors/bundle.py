@@ -59,6 +59,7 @@ class BundleWriter:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self._lock = threading.Lock()
+        self._dirs: set[str] = set()
         self._serial: dict[str, int] = {}
         self.evidence_index: list[dict[str, Any]] = []
 
@@ -79,7 +80,10 @@ class BundleWriter:
 
     def write_bytes(self, rel: str, data: bytes) -> str:
         full = self.path(rel)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
+        parent = os.path.dirname(full)
+        if parent not in self._dirs:  # one mkdir per directory, not per file
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
         tmp = full + ".tmp"
         with open(tmp, "wb") as f:
             f.write(data)

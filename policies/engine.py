@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -81,6 +82,7 @@ class HostInput:
     evidence: dict[str, list[str]]  # probe -> evidence files
     session: Optional[dict[str, Any]] = None  # how the host was reached (transport info), rules see it as `session`
     facts_file: Optional[str] = None  # facts/<host>.json of the bundle, when facts are not kept in memory
+    judged: Optional[list[tuple[int, dict[str, Any]]]] = None  # (rule index, finding), when judged early
 
     def load_facts(self) -> dict[str, dict[str, Any]]:
         """The facts; on large fleets the collector drops them from memory and they are read back here."""
@@ -125,6 +127,9 @@ class Evaluator:
         self.today = today or dt.date.today()
         self.waivers = parse_waivers(waivers, {r.id for r in profile.rules}, self.today)
         self.deviations: list[dict[str, Any]] = []
+        self._dev_at: dict[int, tuple[int, int]] = {}  # deviation -> (rule, host) position, for a stable order
+        self._lock = threading.Lock()  # hosts may be judged by the collector's workers, concurrently
+        self._pos: dict[int, tuple[int, int]] = {}  # thread -> (rule, host) being judged
 
     # -- parameters -------------------------------------------------------------------------
     def params(self, rule: Rule, meta: dict[str, Any]) -> dict[str, Any]:
@@ -157,8 +162,10 @@ class Evaluator:
             if looser:
                 dev = {"rule": rule.id, "param": k, "value": v, "guide_limit": lim, "set_at": set_at.get(k),
                        "set_by": self.policy.get("set_by"), "host": name}
-                if dev not in self.deviations:
-                    self.deviations.append(dev)
+                with self._lock:
+                    if dev not in self.deviations:
+                        self.deviations.append(dev)
+                        self._dev_at[id(dev)] = (self._pos.get(threading.get_ident(), (-1, -1)))
         return out
 
     # -- applicability --------------------------------------------------------------------------
@@ -270,6 +277,40 @@ class Evaluator:
         return None
 
     # -- whole run -------------------------------------------------------------------------------
+    def _judge(self, ri: int, si: int, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any],
+               fstatus: dict[str, Any], collected: bool, error: Optional[str], ev: list[str]) -> dict[str, Any]:
+        self._pos[threading.get_ident()] = (ri, si)
+        ctx["params"] = self.params(rule, meta)
+        if not collected:
+            f = {"rule": rule.id, "level": rule.level, "items": rule.items, "status": UNK,
+                 "detail": {"ko": f"호스트 수집 실패: {error}", "en": f"host not collected: {error}"}}
+        else:
+            f = self.evaluate_rule(rule, meta, ctx, fstatus)
+        f["evidence"] = sorted(set(ev))
+        f["params"] = {k: ctx["params"][k] for k in rule.params}
+        return f
+
+    def judge_host(self, si: int, h: HostInput, run_facts: dict[str, dict[str, Any]],
+                   run_evidence: dict[str, list[str]]) -> list[tuple[int, dict[str, Any]]]:
+        """Every host-scope rule on one host: ``(rule index, finding)``. Pure apart from deviations (locked),
+        so the collector's workers call it as each host finishes, overlapping evaluation with collection;
+        ``run`` then only assembles. ``si`` is the host's position in the inventory (orders deviations)."""
+        run_ctx = {k: (v.get("data") or {}) for k, v in run_facts.items() if v.get("status") != "not_collected"}
+        facts = h.load_facts()
+        base = {k: (v.get("data") or {}) for k, v in facts.items() if v.get("status") != "not_collected"}
+        base.update(host_net_view(h.meta, run_ctx))
+        base.update({k: v for k, v in run_ctx.items() if k in RUN_FACTS})
+        base["host"] = h.meta
+        base["session"] = h.session or {}
+        status = dict(facts)
+        status.update({k: v for k, v in run_facts.items() if k in RUN_FACTS})
+        out = []
+        for ri, rule in enumerate(self.profile.rules):
+            if rule.scope != "run":
+                ev = [e for f in rule.facts for e in (h.evidence.get(f, []) + run_evidence.get(f, []))]
+                out.append((ri, self._judge(ri, si, rule, h.meta, dict(base), status, h.collected, h.error, ev)))
+        return out
+
     def run(self, hosts: list[HostInput], run_facts: dict[str, dict[str, Any]],
             run_evidence: dict[str, list[str]]) -> dict[str, Any]:
         per_item: dict[str, dict[str, dict[str, Any]]] = {}
@@ -277,31 +318,18 @@ class Evaluator:
         run_ctx = {k: (v.get("data") or {}) for k, v in run_facts.items() if v.get("status") != "not_collected"}
         rules = list(self.profile.rules)
         # Host rules are judged one host at a time (its facts read once, then dropped: memory stays flat on
-        # large fleets); results keep the order of a rule-by-rule pass: records are laid out first in that
-        # order, and deviations are sorted back into it at the end.
+        # large fleets), or were judged already by the collector; results keep the order of a rule-by-rule
+        # pass: records are laid out first in that order, and deviations are sorted back into it at the end.
         for rule in rules:
             names = [NETWORK_HOST] if rule.scope == "run" else [h.meta["name"] for h in hosts]
             for item in rule.items:
                 slot = per_item.setdefault(item, {})
                 for n in names:
                     slot.setdefault(n, {"name": n, "findings": [], "evidence": []})
-        dev_at: dict[int, tuple[int, int]] = {}
 
-        def judge(ri: int, si: int, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any],
-                  fstatus: dict[str, Any], collected: bool, error: Optional[str], ev: list[str]) -> None:
-            before = len(self.deviations)
-            ctx["params"] = self.params(rule, meta)
-            for d in self.deviations[before:]:
-                dev_at[id(d)] = (ri, si)
-            if not collected:
-                f = {"rule": rule.id, "level": rule.level, "items": rule.items, "status": UNK,
-                     "detail": {"ko": f"호스트 수집 실패: {error}", "en": f"host not collected: {error}"}}
-            else:
-                f = self.evaluate_rule(rule, meta, ctx, fstatus)
-            f["evidence"] = sorted(set(ev))
-            f["params"] = {k: ctx["params"][k] for k in rule.params}
+        def place(name: str, rule: Rule, f: dict[str, Any]) -> None:
             for item in rule.items:
-                hrec = per_item[item][meta["name"]]
+                hrec = per_item[item][name]
                 hrec["findings"].append(f)
                 hrec["evidence"] = sorted(set(hrec["evidence"]) | set(f["evidence"]))
 
@@ -310,21 +338,12 @@ class Evaluator:
                 ctx = dict(run_ctx)
                 ctx["inventory"] = {"hosts": [h.meta for h in hosts]}
                 ev = [e for f in rule.facts for e in run_evidence.get(f, [])]
-                judge(ri, -1, rule, net_meta, ctx, run_facts, True, None, ev)
+                place(NETWORK_HOST, rule, self._judge(ri, -1, rule, net_meta, ctx, run_facts, True, None, ev))
         for si, h in enumerate(hosts):
-            facts = h.load_facts()
-            base = {k: (v.get("data") or {}) for k, v in facts.items() if v.get("status") != "not_collected"}
-            base.update(host_net_view(h.meta, run_ctx))
-            base.update({k: v for k, v in run_ctx.items() if k in RUN_FACTS})
-            base["host"] = h.meta
-            base["session"] = h.session or {}
-            status = dict(facts)
-            status.update({k: v for k, v in run_facts.items() if k in RUN_FACTS})
-            for ri, rule in enumerate(rules):
-                if rule.scope != "run":
-                    ev = [e for f in rule.facts for e in (h.evidence.get(f, []) + run_evidence.get(f, []))]
-                    judge(ri, si, rule, h.meta, dict(base), status, h.collected, h.error, ev)
-        self.deviations.sort(key=lambda d: dev_at.get(id(d), (-1, -1)))
+            judged = h.judged if h.judged is not None else self.judge_host(si, h, run_facts, run_evidence)
+            for ri, f in judged:
+                place(h.meta["name"], rules[ri], f)
+        self.deviations.sort(key=lambda d: self._dev_at.get(id(d), (-1, -1)))
         controls = []
         for c in self.profile.catalog.controls:
             cid = str(c["id"])

@@ -93,7 +93,32 @@ _PARAM = re.compile(r"(?<![\w.])params\.([A-Za-z_][A-Za-z0-9_]*)")
 def bind_params(expr: str, params: dict[str, Any]) -> str:
     """Replace ``params.NAME`` by its JSON literal, so parameters work inside filters and projections
     (where JMESPath's current node is the element, not the root)."""
+    if "params." not in expr:
+        return expr
+    names = _param_names(expr)
+    key = tuple((n, _frozen(params[n])) for n in names if n in params)
+    try:
+        return _bind_cached(expr, key)
+    except TypeError:  # an unhashable value (a mapping): bind without the cache
+        return _bind(expr, params)
 
+
+@lru_cache(maxsize=4096)
+def _param_names(expr: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.group(1) for m in _PARAM.finditer(expr)))
+
+
+def _frozen(v: Any) -> Any:
+    return tuple(_frozen(x) for x in v) if isinstance(v, list) else v
+
+
+@lru_cache(maxsize=8192)
+def _bind_cached(expr: str, key: tuple[tuple[str, Any], ...]) -> str:
+    """Rules are judged on every host with mostly the same parameters: bind each combination once."""
+    return _bind(expr, {n: (list(v) if isinstance(v, tuple) else v) for n, v in key})
+
+
+def _bind(expr: str, params: dict[str, Any]) -> str:
     def lit(m: re.Match[str]) -> str:
         if m.group(1) not in params:
             return m.group(0)
