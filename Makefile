@@ -50,6 +50,7 @@ $(BENCH_VENV)/.installed: requirements-bench.txt
 ## Performance figures (root: benchmarks run in their own network namespaces); ansible-core is the fleet peer
 bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) benchmarks/net_bench.py
+	$(PY) benchmarks/target_cost.py
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/lab_collect.py
 
