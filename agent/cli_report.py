@@ -13,9 +13,12 @@ is a view of the evidence, not evidence.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any, Optional
 
 EXIT_OK, EXIT_INVALID, EXIT_OUTPUT = 0, 1, 4
@@ -44,13 +47,44 @@ def _is_bundle(path: str) -> bool:
     return True
 
 
+def _open(stack: contextlib.ExitStack, path: str) -> Optional[str]:
+    """The bundle folder to read: ``path`` itself, or a packed bundle (``pack``'s .zip) extracted safely into
+    a temporary folder that is removed afterwards. None (reported) when it is neither."""
+    if not os.path.isfile(path):
+        return path if _is_bundle(path) else None
+    from collectors.archive import ArchiveError, safe_extract
+
+    tmp = tempfile.mkdtemp(prefix="evidence-agent-")
+    stack.callback(shutil.rmtree, tmp, True)
+    try:
+        root = safe_extract(path, tmp)
+    except (ArchiveError, OSError) as e:
+        _err(f"{path}: {e}")
+        return None
+    return root if _is_bundle(root) else None
+
+
+def _named(d: dict, old: str, new: str) -> dict:
+    """A diff names the bundles as the user gave them (a .zip, not the temporary folder it was read from)."""
+    for side, given in (("old", old), ("new", new)):
+        if isinstance(d.get(side), dict) and os.path.isfile(given):
+            d[side]["bundle"] = os.path.abspath(given)
+    return d
+
+
+def _stem(path: str) -> str:
+    """Where a report goes by default: beside the folder, or beside the .zip (named without .zip)."""
+    p = os.path.abspath(path).rstrip(os.sep)
+    return p[:-4] if os.path.isfile(p) and p.lower().endswith(".zip") else p
+
+
 def _inside(path: str, folder: str) -> bool:
     p, f = os.path.realpath(path), os.path.realpath(folder)
     return p == f or p.startswith(f.rstrip(os.sep) + os.sep)
 
 
 def default_report_path(bundle: str, fmt: str) -> str:
-    root = os.path.abspath(bundle).rstrip(os.sep)
+    root = _stem(bundle)
     return os.path.join(os.path.dirname(root), f"{os.path.basename(root)}.{EXTENSIONS[fmt]}")
 
 
@@ -63,11 +97,18 @@ def _results(bundle: str) -> dict:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        root = _open(stack, a.bundle)
+        base = _open(stack, a.baseline) if a.baseline else None
+        if root is None or (a.baseline and base is None):
+            return EXIT_INVALID
+        return _report(a, root, base)
+
+
+def _report(a: argparse.Namespace, root: str, baseline: Optional[str]) -> int:
     from output.diff import diff_bundles
     from output.report_model import build_model
 
-    if not _is_bundle(a.bundle) or (a.baseline and not _is_bundle(a.baseline)):
-        return EXIT_INVALID
     pub, ok = _read_pub(a.pubkey)
     if not ok:
         return EXIT_INVALID
@@ -75,10 +116,12 @@ def cmd_report(a: argparse.Namespace) -> int:
     if out == "-" and a.format == "xlsx":
         _err("--out -: a workbook cannot go to standard output; give a file")
         return EXIT_INVALID
-    if out != "-" and _inside(out, a.bundle):
+    if out != "-" and (_inside(out, root) or (os.path.isdir(a.bundle) and _inside(out, a.bundle))):
         _err(f"{out}: inside the signed bundle; rendered reports go outside it (verify would report an added file)")
         return EXIT_OUTPUT
-    model = build_model(a.bundle, lang=a.lang, policy_dirs=a.policy_dir, pubkey=pub)
+    model = build_model(root, lang=a.lang, policy_dirs=a.policy_dir, pubkey=pub)
+    if root != a.bundle:  # from a .zip: evidence links point where the zip unpacks, beside it
+        model.bundle = os.path.join(os.path.dirname(os.path.abspath(a.bundle)), os.path.basename(root))
     v = model.cover.verification
     if not v.get("valid"):
         for p in v.get("problems") or []:
@@ -87,13 +130,12 @@ def cmd_report(a: argparse.Namespace) -> int:
             _err(f"{a.bundle}: the bundle does not verify; not rendering it (--allow-invalid renders it with a "
                  "warning banner)")
             return EXIT_INVALID
-    baseline = a.baseline
     if not baseline:  # `scan --baseline OLD` recorded it in the signed results
-        recorded = ((_results(a.bundle).get("run") or {}).get("baseline") or {}).get("path")
+        recorded = ((_results(root).get("run") or {}).get("baseline") or {}).get("path")
         if recorded and os.path.isfile(os.path.join(recorded, "results.json")):
             baseline = recorded
     if baseline:
-        model.changes = diff_bundles(baseline, a.bundle)
+        model.changes = _named(diff_bundles(baseline, root), a.baseline or baseline, a.bundle)
     text: Any
     if a.format == "html":
         from output.html import render_html
@@ -129,12 +171,14 @@ def cmd_diff(a: argparse.Namespace) -> int:
     from collectors.verify import verify_bundle
     from output.diff import diff_bundles, render_text
 
-    if not _is_bundle(a.old) or not _is_bundle(a.new):
-        return EXIT_INVALID
-    for b in (a.old, a.new):
-        if not verify_bundle(b).valid:
-            _err(f"warning: {b} does not verify; its contents may have been changed")
-    d = diff_bundles(a.old, a.new)
+    with contextlib.ExitStack() as stack:
+        old, new = _open(stack, a.old), _open(stack, a.new)
+        if old is None or new is None:
+            return EXIT_INVALID
+        for given, b in ((a.old, old), (a.new, new)):
+            if not verify_bundle(b).valid:
+                _err(f"warning: {given} does not verify; its contents may have been changed")
+        d = _named(diff_bundles(old, new), a.old, a.new)
     print(json.dumps(d, ensure_ascii=False, indent=2) if a.format == "json" else render_text(d, a.lang))
     return EXIT_OK
 
@@ -204,12 +248,13 @@ def add_parsers(sub: Any, default_key: str) -> None:
                        description="Render the guide's result form (점검기준 A … 향후 이행계획 E) from a bundle. "
                                    "The bundle is verified first. The report is written beside the bundle, "
                                    "never inside it.")
-    r.add_argument("bundle")
+    r.add_argument("bundle", help="a bundle folder, or its .zip from `pack`")
     r.add_argument("--format", "-f", choices=tuple(EXTENSIONS), default="html")
     r.add_argument("--lang", choices=("ko", "en"), default="ko", help="labels language (default: ko)")
     r.add_argument("--out", "-o", help="file to write (default: BUNDLE.report.<ext> beside the bundle; '-' for "
                                        "standard output)")
-    r.add_argument("--baseline", metavar="OLD_BUNDLE", help="add a 'changes since' section against an older bundle")
+    r.add_argument("--baseline", metavar="OLD_BUNDLE", help="add a 'changes since' section against an older bundle "
+                                                            "(folder or .zip)")
     r.add_argument("--pubkey", help="verify against this public key")
     r.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (as for scan)")
     r.add_argument("--allow-invalid", action="store_true",
@@ -217,8 +262,8 @@ def add_parsers(sub: Any, default_key: str) -> None:
     r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("diff", help="compare two bundles: statuses, findings, hosts, ports, certificates")
-    d.add_argument("old")
-    d.add_argument("new")
+    d.add_argument("old", help="a bundle folder or its .zip")
+    d.add_argument("new", help="a bundle folder or its .zip")
     d.add_argument("--format", "-f", choices=("text", "json"), default="text")
     d.add_argument("--lang", choices=("ko", "en"), default="ko")
     d.set_defaults(func=cmd_diff)

@@ -34,7 +34,8 @@ WRAPPER_SUDO = (
 # ``_ea_uid`` is computed once; commands print it where they report privilege.
 _PRELUDE = r"""LC_ALL=C; LANG=C; export LC_ALL LANG
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH
-if command -v timeout >/dev/null 2>&1; then _ea_to=1; else _ea_to=; fi
+# a usable timeout: GNU, or BusyBox >= 1.30 (older BusyBox wants `timeout -t N`, and would run nothing)
+if command -v timeout >/dev/null 2>&1 && timeout 5 true 2>/dev/null; then _ea_to=1; else _ea_to=; fi
 _ea_uid=$(id -u 2>/dev/null); export _ea_uid
 if [ -r /proc/uptime ] && read _ea_t _ea_x </proc/uptime && [ -n "$_ea_t" ]; then _ea_clk=up; else _ea_clk=; fi
 _ea_now() {

@@ -179,3 +179,28 @@ def test_every_blocking_tool_of_the_registry_is_guarded():
     bad = [f"{c.name}: {u}" for c in dedupe(x for p in PROBES for x in p.commands) if not c.may_hang
            for u in unguarded(c.script)]
     assert not bad, "\n".join(bad)
+
+
+def test_a_timeout_with_the_old_busybox_syntax_is_not_used(tmp_path):
+    """BusyBox before 1.30 wants ``timeout -t N``: with it, ``timeout N tool`` would run nothing at all.
+    The script checks that ``timeout`` works before relying on it (here a stand-in for the old applet is
+    first on PATH, inside a private mount namespace), and the commands then run unguarded but complete."""
+    import os
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a private mount namespace")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "timeout").write_text("#!/bin/sh\necho 'BusyBox v1.27.2 usage: timeout [-t SECS] [-s SIG] PROG ARGS' >&2\n"
+                                  "exit 1\n")
+    (fake / "timeout").chmod(0o755)
+    cmds = [CommandSpec("g", "$_ea_g echo guarded", may_hang=False), CommandSpec("w", "echo whole", timeout=5)]
+    nonce = new_nonce()
+    script = tmp_path / "s.sh"
+    script.write_text(build_script(cmds, nonce))
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          f"mount --bind {fake} /usr/local/bin && sh {script}"], capture_output=True, timeout=30).stdout
+    res = parse_stream(out, cmds, nonce)
+    assert res.done
+    assert res.outputs["g"].ok and res.outputs["g"].output.strip() == "guarded"
+    assert res.outputs["w"].ok and res.outputs["w"].output.strip() == "whole"

@@ -48,6 +48,38 @@ def test_pack_default_path_and_refuses_invalid_bundle(bundle):
     assert main(["pack", bundle, "--out", bundle + "-2.zip"]) == 1
 
 
+def test_report_and_diff_read_a_packed_bundle(bundle, tmp_path, capsys):
+    """Ops teams receive the .zip: report and diff read it directly (extracted to a temporary folder, removed
+    after), the report lands beside the zip, its evidence links point where the zip unpacks, and a tampered
+    zip is refused like a tampered folder."""
+    import tempfile
+
+    z = str(tmp_path / "handover.zip")
+    assert main(["pack", bundle, "--out", z]) == 0
+    capsys.readouterr()
+    before = set(os.listdir(tempfile.gettempdir()))
+    assert main(["report", z, "--format", "html"]) == 0
+    html_path = str(tmp_path / "handover.report.html")
+    assert capsys.readouterr().out.strip() == html_path
+    html = open(html_path, encoding="utf-8").read()
+    assert 'href="bundle-B/evidence/' in html  # relative to the report, as if unzipped beside it
+    assert main(["report", z, "--format", "xlsx", "--lang", "en"]) == 0
+    assert os.path.isfile(str(tmp_path / "handover.report.xlsx"))
+    old = reportlib.bundle("A")  # made on first use (its scan prints)
+    capsys.readouterr()
+    assert main(["diff", old, z, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["new"]["bundle"] == z and d["old"]["bundle"] == os.path.abspath(reportlib.bundle("A"))
+    assert main(["report", bundle, "--baseline", z, "--format", "json", "--out", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["changes"]["old"]["bundle"] == z
+    leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("evidence-agent-")}
+    assert not leftovers
+    bad = str(tmp_path / "bad.zip")
+    _rewrite(z, bad, lambda n, d: d.replace(b"TMOUT", b"TMOUX") if "session_timeout" in n else d)
+    assert main(["report", bad, "--out", str(tmp_path / "bad.html")]) == 1
+    assert main(["report", str(tmp_path / "nothing.zip")]) == 1
+
+
 def _rewrite(src: str, dst: str, change) -> None:
     with zipfile.ZipFile(src) as zi, zipfile.ZipFile(dst, "w") as zo:
         for info in zi.infolist():
