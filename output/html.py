@@ -12,13 +12,12 @@ an unpacked bundle.
 from __future__ import annotations
 
 import html
-import os
 import posixpath
 from typing import Any, Iterable, Optional
 from urllib.parse import quote
 
 from .diff import diff_lines
-from .report_model import STATUS_ORDER, ItemReport, ReportModel, fmt_params, status_choices
+from .report_model import STATUS_ORDER, ItemReport, ReportModel, fmt_params, link_prefix, status_choices
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm 16mm 12mm; }
@@ -63,13 +62,6 @@ def _badge(status: str, label: str) -> str:
 def _ul(rows: Iterable[str]) -> str:
     rows = list(rows)
     return "<ul>" + "".join(f"<li>{r}</li>" for r in rows) + "</ul>" if rows else ""
-
-
-def link_prefix(bundle: str, out_path: Optional[str]) -> str:
-    """Relative path from the report's folder to the bundle root ('' when the report sits in the bundle root)."""
-    base = os.path.dirname(os.path.abspath(out_path)) if out_path else os.getcwd()
-    rel = os.path.relpath(os.path.abspath(bundle), base).replace(os.sep, "/")
-    return "" if rel == "." else rel
 
 
 def href(prefix: str, rel: str) -> str:

@@ -298,6 +298,14 @@ def _host_label(name: str, lang: str) -> str:
     return UI[lang]["network_host"] if name == NETWORK_HOST else name
 
 
+def link_prefix(bundle: str, out_path: Optional[str]) -> str:
+    """Relative path from a report's folder to the bundle root ('' when the report sits in the bundle root):
+    reports link evidence files relatively, so a report and its bundle can be moved together."""
+    base = os.path.dirname(os.path.abspath(out_path)) if out_path else os.getcwd()
+    rel = os.path.relpath(os.path.abspath(bundle), base).replace(os.sep, "/")
+    return "" if rel == "." else rel
+
+
 def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] = None,
                 pubkey: Optional[str] = None, verify: bool = True) -> ReportModel:
     """Read a bundle directory and build the report model for ``lang`` (ko|en).

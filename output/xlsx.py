@@ -11,6 +11,8 @@ evidence list.
 """
 from __future__ import annotations
 
+import posixpath
+
 from typing import Any, Optional
 
 from openpyxl import Workbook
@@ -18,7 +20,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.utils import get_column_letter
 
-from .report_model import STATUS_ORDER, ItemReport, ReportModel, fmt_params
+from .report_model import STATUS_ORDER, ItemReport, ReportModel, fmt_params, link_prefix
 
 FILLS = {"implemented": "D9F2DD", "partial": "FFF0C2", "not_implemented": "F9D3D0", "not_applicable": "EEEEEE",
          "unknown": "E3E3F7"}
@@ -102,7 +104,8 @@ def _rows(m: ReportModel) -> list[dict[str, Any]]:
     return out
 
 
-def build_workbook(m: ReportModel) -> Workbook:
+def build_workbook(m: ReportModel, out_path: Optional[str] = None) -> Workbook:
+    """The workbook; ``out_path`` is where it will be saved (evidence file names link relative to it)."""
     L, c = m.labels, m.cover
     wb = Workbook()
     ws = wb.active
@@ -136,7 +139,7 @@ def build_workbook(m: ReportModel) -> Workbook:
     _protect(ws)
 
     _summary_sheet(wb.create_sheet(L["summary_sheet"]), m)
-    _evidence_sheet(wb.create_sheet(L["evidence_sheet"]), m)
+    _evidence_sheet(wb.create_sheet(L["evidence_sheet"]), m, out_path)
     wb.active = 0
     return wb
 
@@ -205,7 +208,7 @@ def _summary_sheet(ws: Any, m: ReportModel) -> None:
                 r += 1
 
 
-def _evidence_sheet(ws: Any, m: ReportModel) -> None:
+def _evidence_sheet(ws: Any, m: ReportModel, out_path: Optional[str] = None) -> None:
     L = m.labels
     cols = [(L["file"], 60), (L["host"], 14), (L["items"], 14), (L["description"], 50), (L["collected_at"], 22)]
     for j, (h, w) in enumerate(cols, 1):
@@ -218,13 +221,19 @@ def _evidence_sheet(ws: Any, m: ReportModel) -> None:
         for ev in it.evidence:
             seen.setdefault(ev.file, []).append(it.id)
             info[ev.file] = ev
+    prefix = link_prefix(m.bundle, out_path)
     for i, f in enumerate(sorted(seen), 2):
         ev = info[f]
         for j, v in enumerate((f, ev.host, ", ".join(seen[f]), ev.description, ev.collected_at), 1):
             ws.cell(i, j, cell_text(v)).alignment = WRAP
+        # a click opens the file (relative to the workbook, so it works wherever the two are copied together)
+        link = ws.cell(i, 1)
+        link.hyperlink = posixpath.join(prefix, f) if prefix else f
+        link.style = "Hyperlink"
+        link.alignment = WRAP
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:E{max(2, len(seen) + 1)}"
 
 
 def write_xlsx(m: ReportModel, path: str) -> None:
-    build_workbook(m).save(path)
+    build_workbook(m, path).save(path)

@@ -95,6 +95,20 @@ def test_summary_and_evidence_sheets(workbook):
     assert ev and all(r[0].startswith("evidence/자료") for r in ev)
 
 
+def test_evidence_file_names_are_links_that_resolve_from_the_workbook(workbook):
+    """Each file name opens the evidence file: the link is relative to the workbook and points at a real file."""
+    import os
+
+    m, path = workbook
+    ws = openpyxl.load_workbook(path)["증빙자료 목록"]
+    cells = [r[0] for r in ws.iter_rows(min_row=2)]
+    assert cells and all(c.hyperlink is not None for c in cells)
+    for c in cells:
+        target = c.hyperlink.target
+        assert not os.path.isabs(target) and target.endswith(c.value)
+        assert os.path.isfile(os.path.join(os.path.dirname(path), target)), target
+
+
 def test_control_characters_from_targets_do_not_break_the_workbook(tmp_path):
     root = reportlib.copy("B", str(tmp_path))
     res = reportlib.results(root)
