@@ -28,9 +28,11 @@ WRAPPER_SUDO = (
 # benchmarks/target_cost.py). Now times come from /proc/uptime through the ``read`` builtin (no process),
 # and a command runs in a subshell (a fork, no exec) where each outside tool that can block is started as
 # ``$_ea_g tool …``: ``timeout`` for that tool only (none at all when the tool is absent), and a ``CUT``
-# frame on descriptor 3 when it fires, so the command is reported as timed out. A command declared
-# ``may_hang`` still runs whole under ``timeout sh -c``. The host deadline bounds everything. Run alone
-# (tests, an auditor replaying the evidence), ``$_ea_g`` is empty and the command is plain sh.
+# frame on descriptor 3 when it fires, so the command is reported as timed out. Its output is captured and
+# sent with its frames in one write: one SSH packet per command rather than one per line or tool (the
+# collector's CPU per packet is Python). A command declared ``may_hang`` still runs whole under
+# ``timeout sh -c``, streamed. The host deadline bounds everything; a command it interrupts is reported as
+# not run. Run alone (tests, an auditor replaying the evidence), ``$_ea_g`` is empty: plain sh.
 # ``_ea_uid`` is computed once; commands print it where they report privilege.
 _PRELUDE = r"""LC_ALL=C; LANG=C; export LC_ALL LANG
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH
@@ -44,17 +46,28 @@ _ea_now() {
 _ea_guard() {
   if [ -z "$_ea_to" ]; then "$@"; return; fi
   timeout "$_ea_lim" "$@"; _ea_r=$?
-  [ "$_ea_r" = 124 ] && printf '\n%s CUT %s %s\n' "$_ea_m" "$_ea_lim" "$1" >&3
+  [ "$_ea_r" = 124 ] && printf '\n%s CUT %s %s %s\n' "$_ea_m" "$_ea_n" "$_ea_lim" "$1" >&3
   return $_ea_r
 }
 _ea_g=_ea_guard
+exec 3>&1
 _ea_now; printf '\n%s CLOCK %s %s %s\n' "$_ea_m" "${_ea_clk:-epoch}" "$(date +%s 2>/dev/null)" "$_ea_t"
 _ea() {
-  _ea_now; printf '\n%s BEGIN %s %s\n' "$_ea_m" "$1" "$_ea_t"
-  _ea_lim=$2
-  if [ "$3" = 1 ] && [ -n "$_ea_to" ]; then timeout "$2" sh -c "$4" </dev/null 2>&1; _ea_rc=$?
-  else _ea_s=$4; (set --; eval "$_ea_s") 3>&1 </dev/null 2>&1; _ea_rc=$?; fi
-  _ea_now; printf '\n%s END %s %s %s\n' "$_ea_m" "$1" "$_ea_rc" "$_ea_t"
+  _ea_n=$1; _ea_lim=$2
+  if [ "$3" = 1 ] && [ -n "$_ea_to" ]; then
+    _ea_now; printf '\n%s BEGIN %s %s\n' "$_ea_m" "$1" "$_ea_t"
+    timeout "$2" sh -c "$4" </dev/null 2>&1; _ea_rc=$?
+    _ea_now; printf '\n%s END %s %s %s\n' "$_ea_m" "$1" "$_ea_rc" "$_ea_t"
+    return
+  fi
+  _ea_now; _ea_b=$_ea_t; _ea_s=$4
+  _ea_o=$( { set --; eval "$_ea_s"; } </dev/null 2>&1 ); _ea_rc=$?
+  _ea_now
+  if [ -n "$_ea_o" ]; then
+    printf '\n%s BEGIN %s %s\n%s\n\n%s END %s %s %s\n' "$_ea_m" "$1" "$_ea_b" "$_ea_o" "$_ea_m" "$1" "$_ea_rc" "$_ea_t"
+  else
+    printf '\n%s BEGIN %s %s\n\n%s END %s %s %s\n' "$_ea_m" "$1" "$_ea_b" "$_ea_m" "$1" "$_ea_rc" "$_ea_t"
+  fi
 }
 """
 
@@ -138,11 +151,11 @@ def parse_stream(
     buf = bytearray()
     began: Optional[float] = None
     over = False
-    cut = False
+    cut_names: set[str] = set()
     clock = _Clock()
 
     def close(rc: Optional[int], end_token: Optional[str], err: Optional[str]) -> None:
-        nonlocal cur, buf, over, cut
+        nonlocal cur, buf, over
         if cur is None:
             return
         spec = specs.get(cur)
@@ -154,7 +167,7 @@ def parse_stream(
         end = clock.epoch(end_token)
         dur = round(max(0.0, end - began), 2) if end is not None and began is not None else 0.0
         timeout = spec.timeout if spec else 0
-        timed_out = cut or (rc == 124 and (spec is None or spec.may_hang) and dur >= max(0.0, timeout - 1))
+        timed_out = cur in cut_names or (rc == 124 and (spec is None or spec.may_hang) and dur >= max(0.0, timeout - 1))
         res.outputs[cur] = RawOutput(
             name=cur,
             script=spec.script if spec else "",
@@ -166,7 +179,7 @@ def parse_stream(
             timed_out=timed_out,
             error=err,
         )
-        cur, buf, over, cut = None, bytearray(), False, False
+        cur, buf, over = None, bytearray(), False
 
     for line in data.splitlines(keepends=True):
         if line.startswith(marker + b" "):
@@ -183,8 +196,8 @@ def parse_stream(
                     rc = None
                 close(rc, parts[3] if len(parts) > 3 else None, None)
                 continue
-            if kind == "CUT" and cur is not None:
-                cut = True  # a tool inside the command hit its timeout: the output is incomplete
+            if kind == "CUT" and len(parts) >= 2:
+                cut_names.add(parts[1])  # a tool inside that command hit its timeout: its output is incomplete
                 continue
             if kind == "CLOCK" and len(parts) >= 2:
                 clock.announce(parts)

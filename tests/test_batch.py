@@ -204,3 +204,18 @@ def test_a_timeout_with_the_old_busybox_syntax_is_not_used(tmp_path):
     assert res.done
     assert res.outputs["g"].ok and res.outputs["g"].output.strip() == "guarded"
     assert res.outputs["w"].ok and res.outputs["w"].output.strip() == "whole"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
+def test_captured_outputs_are_whole(shell):
+    """A command's output is captured and sent with its frames in one piece: large outputs, no trailing
+    newline, marker-like lines and empty outputs all come back as printed."""
+    cmds = [CommandSpec("big", "seq 1 30000", may_hang=False),
+            CommandSpec("nonl", "printf 'no newline'", may_hang=False),
+            CommandSpec("empty", "true", may_hang=False),
+            CommandSpec("lines", "printf 'a\\n\\nb\\n'", may_hang=False)]
+    out, _ = run(cmds, shell)
+    assert out["big"].output.split() == [str(i) for i in range(1, 30001)]
+    assert out["nonl"].output.strip("\n") == "no newline"
+    assert out["empty"].output == "" and out["empty"].ok
+    assert out["lines"].output.splitlines() == ["a", "", "b"]
