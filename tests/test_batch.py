@@ -18,7 +18,9 @@ from probes.base import CommandSpec
 from probes.batch import build_script, new_nonce, parse_stream
 from probes.transport.local import LocalTransport
 
-SHELLS = [["sh"]] + ([["busybox", "sh"]] if shutil.which("busybox") else [])
+#: dash (Debian/Ubuntu /bin/sh), BusyBox (Alpine), bash in POSIX mode (RHEL/Rocky/Amazon Linux /bin/sh)
+SHELLS = [["sh"]] + ([["busybox", "sh"]] if shutil.which("busybox") else []) + (
+    [["bash", "--posix"]] if shutil.which("bash") else [])
 
 
 def run(cmds: list[CommandSpec], shell: list[str], timeout: float = 60) -> tuple[dict, float]:
