@@ -1,7 +1,7 @@
 """Fleet benchmark: our full host collection vs ``ansible all -m setup`` on the same N hosts. Prints figures.
 
-    sudo /tmp/vtest/bin/python benchmarks/fleet.py [--sizes 50,200,500] [--ansible-sizes 50,200]
-        [--concurrency 16] [--skip-ansible] [--ansible PATH] [--apt-cache server|as-is]
+    sudo .venv/bin/python benchmarks/fleet.py [--sizes 50,200,500] [--ansible-sizes 50,200]
+        [--concurrency 16] [--skip-ansible] [--ansible PATH] [--apt-cache server|as-is] [--floor]
 
 Setup, all on this machine and nowhere else:
 
@@ -216,7 +216,7 @@ def measure(argv: list[str], env: dict[str, str], target: Target, out_path: str)
 
 
 def run_ours(n: int, concurrency: int, target: Target, work: str, key: str, without: list[str],
-             profile: Optional[str]) -> dict[str, Any]:
+             profile: Optional[str], tag: str = "ours") -> dict[str, Any]:
     inv = os.path.join(work, f"inv-{n}.yml")
     with open(inv, "w") as f:
         f.write(f"""version: 1
@@ -229,7 +229,7 @@ defaults:
 hosts:
 """)
         f.writelines(f"  - {{name: h{i:04d}, address: {address(i)}}}\n" for i in range(n))
-    out = os.path.join(work, f"ours-{n}")
+    out = os.path.join(work, f"{tag}-{n}")
     env = dict(os.environ, PYTHONPATH=ROOT)
     argv = ["scan", "--inventory", inv, "--out", out, "--key", key, "--only", "host", "-q", "-j", str(concurrency),
             "--lang", "en"]
@@ -323,6 +323,13 @@ def inside(a: argparse.Namespace) -> int:
         print(f"probes: {len(PROBES) - len(without)} ({', '.join(p.name for p in PROBES if p.name not in without)})"
               + (f", WITHOUT {', '.join(without)}" if without else "") + f"; concurrency/forks {a.concurrency}; "
               f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}", flush=True)
+        if a.floor:
+            n = sizes[0]
+            r = run_ours(n, a.concurrency, target, work, key, [p.name for p in PROBES], None, tag="floor")
+            show(n, "ours, no probes", r)
+            print(f"  floor: an SSH session running an empty script costs the target "
+                  f"{r['target_cpu'] / n * 1000:.0f} ms/host and the collector {r['cpu'] / n * 1000:.0f} ms/host "
+                  f"(including its start-up); benchmarks/target_cost.py gives each command's share", flush=True)
         for n in sizes:
             r = run_ours(n, a.concurrency, target, work, key, without,
                          f"{spy}={a.profile}.{n}.txt" if a.profile and spy else None)
@@ -368,6 +375,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--apt-cache", choices=("server", "as-is"), default="server",
                     help="target apt behaviour (see the module doc; default: %(default)s)")
     ap.add_argument("--without-probes", help="diagnosis: leave these probes out of OUR run (comma separated)")
+    ap.add_argument("--floor", action="store_true", help="first measure sessions with no probe at all (the cost "
+                    "of SSH and of the collector alone, at the first size)")
     ap.add_argument("--profile", metavar="PREFIX", help="sample our scan with py-spy (all threads) into "
                     "PREFIX.<N>.txt, collapsed stacks; the figures of a profiled run include py-spy's overhead")
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy-venv/bin/py-spy")
