@@ -255,6 +255,12 @@ hosts:
     except (OSError, ValueError, KeyError) as e:
         r["collected"] = 0
         r["error"] = f"{type(e).__name__}: {e}; see {out}.log"
+    if tag == "ours" and r.get("collected"):
+        for fmt in ("html", "xlsx"):  # what ops teams open next: the reports of the N-host bundle
+            t0 = time.monotonic()
+            rc = subprocess.run([sys.executable, "-m", "agent.cli", "report", out, "--format", fmt, "--out",
+                                 f"{out}.report.{fmt}"], env=env, cwd=ROOT, capture_output=True).returncode
+            r[f"report_{fmt}_s"] = time.monotonic() - t0 if rc == 0 else None
     return r
 
 
@@ -358,6 +364,9 @@ def inside(a: argparse.Namespace) -> int:
 
 def show(n: int, tool: str, r: dict[str, Any]) -> None:
     extra = f", host median {r['host_median']:.2f}s, {r.get('facts')}" if "host_median" in r else ""
+    if "report_html_s" in r:
+        extra += "; report " + ", ".join(f"{f} {r[f'report_{f}_s']:.1f}s" if r[f"report_{f}_s"] is not None
+                                         else f"{f} FAILED" for f in ("html", "xlsx"))
     print(f"  N={n:<4} {tool:17} rc={r['rc']} collected {r['collected']}/{n} wall {r['wall']:7.2f}s "
           f"({n / r['wall']:.2f} hosts/s)  CPU tool {r['cpu']:7.2f}s ({r['cpu'] / n * 1000:.0f} ms/host)  "
           f"CPU target {r['target_cpu']:7.2f}s  peak RSS {r['peak_rss_mb']:7.1f} MB over {r['peak_procs']} "

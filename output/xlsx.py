@@ -12,6 +12,7 @@ evidence list.
 from __future__ import annotations
 
 import posixpath
+from copy import copy
 
 from typing import Any, Optional
 
@@ -69,37 +70,59 @@ def _criterion(it: ItemReport, L: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
-def _evidence(it: ItemReport, L: dict[str, str], host: Optional[str]) -> str:
+def _evidence(it: ItemReport, L: dict[str, str], host: Optional[str],
+              names: Optional[set[str]] = None) -> str:
+    names = names if names is not None else {h.name for h in it.hosts}
     rows = [f"{ev.ref} {ev.description}".strip() for ev in it.evidence
-            if host is None or ev.host in (host, "") or ev.manual or ev.host not in {h.name for h in it.hosts}]
+            if host is None or ev.host in (host, "") or ev.manual or ev.host not in names]
     if it.manual and it.evidence_examples:
         rows.append(f"[{L['evidence_examples']}]")
         rows += [f"- {x}" for x in it.evidence_examples]
     return "\n".join(rows)
 
 
+def _summary_line(s: Any, text: str) -> str:
+    return f"({s.label}) {text}" + (f" [{', '.join(s.refs)}]" if s.refs else "")
+
+
 def _rows(m: ReportModel) -> list[dict[str, Any]]:
+    """One row per item and host. Each item's evidence, summary lines and plan are grouped by host once:
+    filtering them again for every host made a 500-host workbook take minutes (quadratic in the hosts)."""
     L = m.labels
     out = []
     for it in m.items:
         base = {"area": it.area, "field": it.field, "item": it.item, "control_id": it.id, "control": it.title,
                 "criterion": _criterion(it, L)}
         if it.hosts and not it.declared:
+            names = {h.name for h in it.hosts}
+            ev_host: dict[str, list[str]] = {}
+            ev_common: list[tuple[int, str]] = []
+            for i, ev in enumerate(it.evidence):
+                row = f"{ev.ref} {ev.description}".strip()
+                if ev.host == "" or ev.manual or ev.host not in names:
+                    ev_common.append((i, row))
+                else:
+                    ev_host.setdefault(ev.host, []).append((i, row))  # type: ignore[arg-type]
+            sum_host: dict[str, list[tuple[int, Any]]] = {}
+            sum_common: list[tuple[int, Any]] = []
+            for i, sl in enumerate(it.summary):
+                (sum_host.setdefault(sl.host, []) if sl.host else sum_common).append((i, sl))
+            plan = [(p, set(p.hosts)) for p in it.plan if p.remediation]
             for h in it.hosts:
-                lines = [s for s in it.summary if s.host == h.name or not s.host]
-                rem = [f"[{p.rule}] {p.remediation}" for p in it.plan if h.name in p.hosts and p.remediation]
-                out.append({**base, "host": h.name, "evidence": _evidence(it, L, h.name), "result": h.label,
-                            "status": h.status, "summary": "\n".join(
-                                f"({s.label}) {s.text}" + (f" [{', '.join(s.refs)}]" if s.refs else "")
-                                for s in lines),
-                            "remediation": "\n".join(rem)})
+                evid = [r for _, r in sorted(ev_host.get(h.name, []) + ev_common)]  # type: ignore[operator]
+                if it.manual and it.evidence_examples:
+                    evid.append(f"[{L['evidence_examples']}]")
+                    evid += [f"- {x}" for x in it.evidence_examples]
+                lines = [sl for _, sl in sorted(sum_host.get(h.name, []) + sum_common, key=lambda x: x[0])]
+                out.append({**base, "host": h.name, "evidence": "\n".join(evid), "result": h.label,
+                            "status": h.status, "summary": "\n".join(_summary_line(sl, sl.text) for sl in lines),
+                            "remediation": "\n".join(f"[{p.rule}] {p.remediation}" for p, hs in plan if h.name in hs)})
         else:
             label = it.status_label + (f" ({L['declared']})" if it.declared else
                                        f" ({L['manual']})" if it.manual else "")
             out.append({**base, "host": L["all_hosts"], "evidence": _evidence(it, L, None), "result": label,
                         "status": it.status,
-                        "summary": "\n".join(f"({s.label}) {s.line()}" + (f" [{', '.join(s.refs)}]" if s.refs else "")
-                                             for s in it.summary),
+                        "summary": "\n".join(_summary_line(sl, sl.line()) for sl in it.summary),
                         "remediation": "\n".join(f"[{p.rule}] {p.remediation}" for p in it.plan if p.remediation)})
     return out
 
@@ -120,14 +143,23 @@ def build_workbook(m: ReportModel, out_path: Optional[str] = None) -> Workbook:
         cell.font, cell.fill, cell.alignment, cell.border = Font(bold=True), HEAD_FILL, WRAP, BORDER
         ws.column_dimensions[get_column_letter(j)].width = width
     rows = _rows(m)
+    # Styles are built once per kind of cell and copied: assigning style objects cell by cell hashes them every
+    # time (most of a 500-host workbook's build time in openpyxl 3.1).
+    styles: dict[tuple[str, str], Any] = {}
     for i, r in enumerate(rows, HEADER_ROW + 1):
         for j, (key, _) in enumerate(COLUMNS, 1):
             cell = ws.cell(i, j, cell_text(r.get(key, "")) if key not in E_COLUMNS else None)
+            kind = ("edit", "") if key in E_COLUMNS else ("result", r["status"]) if key == "result" else ("plain", "")
+            st = styles.get(kind)
+            if st is not None:
+                cell._style = copy(st)
+                continue
             cell.alignment, cell.border = WRAP, BORDER
-            if key in E_COLUMNS:
+            if kind[0] == "edit":
                 cell.protection = Protection(locked=False)
-            if key == "result":
+            if kind[0] == "result":
                 cell.fill = PatternFill("solid", fgColor=FILLS.get(r["status"], "FFFFFF"))
+            styles[kind] = copy(cell._style)
     last = HEADER_ROW + max(1, len(rows))
     ws.auto_filter.ref = f"A{HEADER_ROW}:{get_column_letter(ncol)}{last}"
     ws.freeze_panes = ws.cell(HEADER_ROW + 1, 1)
