@@ -163,6 +163,14 @@ class HostLog:
         pass
 
 
+def _statuses_only(results: dict[str, Any]) -> dict[str, Any]:
+    """results.json without the findings: what the summary, the history index and the notifications read."""
+    return {**{k: results.get(k) for k in ("run", "hosts", "summary")},
+            "controls": [{**{k: v for k, v in c.items() if k != "hosts"},
+                          "hosts": [{"name": h.get("name"), "status": h.get("status")} for h in c.get("hosts") or []]}
+                         for c in results.get("controls") or []]}
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     from collectors import signing
     from policies.model import load_profile
@@ -251,7 +259,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         opts = ScanOptions(out=partial, key=key, profile=profile, concurrency=a.concurrency, only=only,
                            vantage=a.vantage, observer=obs)
         try:
-            results = scan(inv, opts)
+            # only statuses are kept for the rest of the run (the bundle has everything): with the drift
+            # comparison's two loaded results, whole findings would triple the memory of a large fleet
+            results = _statuses_only(scan(inv, opts))
         except ConfigError as e:
             log.error("invalid", str(e))
             return EXIT_INVALID

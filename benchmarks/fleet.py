@@ -233,6 +233,9 @@ hosts:
     env = dict(os.environ, PYTHONPATH=ROOT)
     argv = ["scan", "--inventory", inv, "--out", out, "--key", key, "--only", "host", "-q", "-j", str(concurrency),
             "--lang", "en"]
+    if tag == "run":  # what a timer calls; measured on the second run, which compares with the first
+        argv = ["run", "--inventory", inv, "--bundles", out, "--key", key, "--only", "host", "-j", str(concurrency),
+                "--quiet", "--lang", "en"]
     # the CLI itself; --without-probes drops probes from the registry first (diagnosis only)
     launcher = os.path.join(work, "launch_ours.py")
     with open(launcher, "w") as f:
@@ -243,7 +246,11 @@ hosts:
                 "sys.exit(main(sys.argv[2:]))\n")
     spy = ([profile.split("=", 1)[0], "record", "--nonblocking", "--format", "raw", "--rate", "200",
             "-o", profile.split("=", 1)[1], "--"] if profile else [])
+    if tag == "run":
+        measure([sys.executable, launcher, ",".join(without), *argv], env, target, out + ".first.log")
     r = measure([*spy, sys.executable, launcher, ",".join(without), *argv], env, target, out + ".log")
+    if tag == "run":
+        out = os.path.join(out, "latest")
     try:
         res = json.load(open(os.path.join(out, "results.json"), encoding="utf-8"))
         r["collected"] = sum(1 for h in res["hosts"] if h["collected"])
@@ -341,6 +348,10 @@ def inside(a: argparse.Namespace) -> int:
                          f"{spy}={a.profile}.{n}.txt" if a.profile and spy else None)
             rows.append((n, "evidence-agent", r))
             show(n, "evidence-agent", r)
+            if a.as_run:
+                rr = run_ours(n, a.concurrency, target, work, key, without, None, tag="run")
+                rows.append((n, "evidence-agent run", rr))
+                show(n, "evidence-agent run", rr)
             if n in ansible_sizes and ansible:
                 r = run_ansible(n, a.concurrency, target, work, ansible)
                 rows.append((n, "ansible -m setup", r))
@@ -384,6 +395,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--apt-cache", choices=("server", "as-is"), default="server",
                     help="target apt behaviour (see the module doc; default: %(default)s)")
     ap.add_argument("--without-probes", help="diagnosis: leave these probes out of OUR run (comma separated)")
+    ap.add_argument("--as-run", action="store_true", help="also measure `run` (what a timer calls: scan, drift "
+                    "comparison with the previous run, history, retention) at each size, on its second run")
     ap.add_argument("--floor", action="store_true", help="first measure sessions with no probe at all (the cost "
                     "of SSH and of the collector alone, at the first size)")
     ap.add_argument("--profile", metavar="PREFIX", help="sample our scan with py-spy (all threads) into "

@@ -23,7 +23,7 @@ import re
 import threading
 import unicodedata
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from probes.base import Evidence
 
@@ -91,7 +91,19 @@ class BundleWriter:
         return rel
 
     def write_json(self, rel: str, obj: Any) -> str:
-        return self.write_bytes(rel, (dumps_readable(obj) + "\n").encode())
+        """Streamed to the file (a 500-host results.json is ~13 MB: never held as one string)."""
+        full = self.path(rel)
+        parent = os.path.dirname(full)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+        tmp = full + ".tmp"
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for piece in iter_readable(obj):
+                f.write(piece)
+            f.write("\n")
+        os.replace(tmp, full)
+        return rel
 
     def evidence(self, host: str, ev: Evidence, header: dict[str, Any]) -> str:
         """Write one evidence file; returns its bundle-relative path."""
@@ -160,15 +172,27 @@ def dumps_readable(obj: Any, depth: int = 3, level: int = 0) -> str:
     the facts files and seconds for a large fleet's results.json; compact values go through the C encoder.
     A reader still sees one key, one host or one fact per line.
     """
+    return "".join(iter_readable(obj, depth, level))
+
+
+def iter_readable(obj: Any, depth: int = 3, level: int = 0) -> Iterator[str]:
+    """``dumps_readable`` in pieces, so a large results.json is written without building it whole in memory."""
     if depth <= 0 or not isinstance(obj, (dict, list)) or not obj:
-        return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+        yield json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+        return
     pad, end = "  " * (level + 1), "  " * level
     if isinstance(obj, dict):
-        body = ",\n".join(f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {dumps_readable(v, depth - 1, level + 1)}"
-                          for k, v in obj.items())
-        return "{\n" + body + "\n" + end + "}"
-    body = ",\n".join(pad + dumps_readable(v, depth - 1, level + 1) for v in obj)
-    return "[\n" + body + "\n" + end + "]"
+        yield "{\n"
+        for i, (k, v) in enumerate(obj.items()):
+            yield (",\n" if i else "") + pad + json.dumps(str(k), ensure_ascii=False) + ": "
+            yield from iter_readable(v, depth - 1, level + 1)
+        yield "\n" + end + "}"
+        return
+    yield "[\n"
+    for i, v in enumerate(obj):
+        yield (",\n" if i else "") + pad
+        yield from iter_readable(v, depth - 1, level + 1)
+    yield "\n" + end + "]"
 
 
 def file_list(root: str) -> list[str]:

@@ -33,17 +33,36 @@ def _load(root: str, rel: str) -> Any:
         return None
 
 
-def _facts(root: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """(network facts, {host: facts}) as stored; missing files give empty dicts."""
-    net = (_load(root, "facts/_network.json") or {}).get("facts") or {}
-    hosts: dict[str, dict[str, Any]] = {}
+def _net(root: str) -> dict[str, Any]:
+    """The run-level (network) facts as stored; a missing file gives an empty dict."""
+    return (_load(root, "facts/_network.json") or {}).get("facts") or {}
+
+
+def _host_facts(root: str) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(host, facts) one host at a time: a large fleet's facts are never all in memory at once."""
     d = os.path.join(root, "facts")
     for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
         if f.endswith(".json") and f != "_network.json":
             rec = _load(root, f"facts/{f}") or {}
-            name = ((rec.get("host") or {}).get("name")) or f[:-5]
-            hosts[name] = rec.get("facts") or {}
-    return net, hosts
+            yield ((rec.get("host") or {}).get("name")) or f[:-5], rec.get("facts") or {}
+
+
+def slim_results(r: Any) -> Any:
+    """What a diff reads of results.json: runs, hosts, control and host statuses, and per finding its rule,
+    status, exception and detail. Dropping the rest (evidence lists, parameters, rule texts, the evidence
+    index) right after loading keeps two 500-host results in a fraction of the memory."""
+    if not isinstance(r, dict):
+        return r
+    keep = ("rule", "status", "excepted", "detail")
+    return {
+        "run": r.get("run"), "hosts": r.get("hosts"), "summary": r.get("summary"),
+        "controls": [{**{k: c.get(k) for k in ("id", "title", "title_en", "status", "manual", "manual_answer")
+                         if k in c},
+                      "hosts": [{"name": h.get("name"), "status": h.get("status"),
+                                 "findings": [{k: f[k] for k in keep if k in f} for f in h.get("findings") or []]}
+                                for h in c.get("hosts") or []]}
+                     for c in r.get("controls") or []],
+    }
 
 
 def _data(fact: Any) -> dict[str, Any]:
@@ -59,7 +78,7 @@ def open_ports(root: str) -> tuple[dict[tuple[Any, ...], str], set[str]]:
     collected ``listening`` fact; ports are compared only for sources present in
     both runs (a host not collected last time has not "opened" its ports).
     """
-    net, hosts = _facts(root)
+    net = _net(root)
     sources: set[str] = set()
     out: dict[tuple[Any, ...], str] = {}
     for scan in _data(net.get("network_scan")).get("scans") or []:
@@ -72,7 +91,7 @@ def open_ports(root: str) -> tuple[dict[tuple[Any, ...], str], set[str]]:
                 if p.get("state") == "open":
                     out[(src, str(h.get("address")), str(p.get("proto")), int(p.get("port") or 0))] = \
                         str(p.get("service") or p.get("product") or "")
-    for name, facts in hosts.items():
+    for name, facts in _host_facts(root):
         d = _data(facts.get("listening"))
         if "sockets" not in d:
             continue
@@ -85,7 +104,7 @@ def open_ports(root: str) -> tuple[dict[tuple[Any, ...], str], set[str]]:
 
 def certificates(root: str) -> Optional[dict[str, dict[str, Any]]]:
     """{"host:port": leaf certificate summary}; None when no TLS fact exists."""
-    net, _ = _facts(root)
+    net = _net(root)
     if "tls" not in net:
         return None
     out = {}
@@ -118,7 +137,8 @@ def _fixed(f: Optional[dict[str, Any]]) -> bool:
 
 def diff_bundles(old: str, new: str) -> dict[str, Any]:
     """Structured differences between bundle directories ``old`` and ``new`` (see module doc)."""
-    ro, rn = _load(old, "results.json"), _load(new, "results.json")
+    ro = slim_results(_load(old, "results.json"))
+    rn = slim_results(_load(new, "results.json"))
     if not isinstance(ro, dict) or not isinstance(rn, dict):
         raise ValueError(f"{old if not isinstance(ro, dict) else new}: no readable results.json (not a bundle?)")
     ho = {h["name"]: h for h in ro.get("hosts") or []}
