@@ -125,6 +125,12 @@ def fact_from_entries(probe: str, data: dict[str, Any], entries: Sequence[dict[s
     return Fact(probe=probe, status=status, data=data, reason=reason, source=source, evidence=evidence)
 
 
+def fact_with_problems(probe: str, data: dict[str, Any], problems: Sequence[str]) -> Fact:
+    """COLLECTED when nothing was missing, else PARTIAL with every missing part named in the reason."""
+    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
+    return Fact(probe, status, data, reason="; ".join(problems) or None)
+
+
 def not_collected(probe: str, reason: str) -> Fact:
     return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, reason=reason)
 

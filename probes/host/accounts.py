@@ -56,7 +56,7 @@ import re
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
 from .common import (
     COMMENT,
     LOGIN_DEFS,
@@ -471,8 +471,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "last_login_source": ll_source,
         "now": iso(now),
     }
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("accounts", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("accounts", data, problems)
 
 
 PROBE = HostProbe(

@@ -33,7 +33,7 @@ import shlex
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
 from .common import (
     NOW,
     PROCESSES,
@@ -43,9 +43,8 @@ from .common import (
     load_data,
     needs_privilege,
     now_of,
-    processes,
+    processes_and_services,
     running,
-    services,
     split_parts,
     unit_state,
     usable,
@@ -163,12 +162,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     if files_out is None:
         return not_collected("antivirus", f"install paths not read: {prob}")
     files = parse_files(files_out.output)
-    procs, pprob = processes(outputs)
-    if procs is None:
-        problems.append(pprob or "processes")
-    svc, sprob = services(outputs)
-    if svc is None:
-        problems.append(sprob or "services")
+    procs, svc = processes_and_services(outputs, problems)
     sched_out, schprob = usable(outputs, "av_schedule")
     if sched_out is None:
         problems.append(f"schedules not read: {schprob}")
@@ -272,8 +266,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "newest_signature_age_days": min(ages) if ages else None,
         "schedule_entries": sched_hits[:50],
     }
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("antivirus", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("antivirus", data, problems)
 
 
 PROBE = HostProbe(

@@ -350,6 +350,19 @@ def processes(outputs: Mapping[str, RawOutput]) -> tuple[Optional[list[dict[str,
     return procs, None
 
 
+def processes_and_services(outputs: Mapping[str, RawOutput], problems: list[str]) -> tuple[
+        Optional[list[dict[str, Any]]], Optional[dict[str, Any]]]:
+    """The process list and the service states (either None when unread), each missing one named in
+    ``problems``: what probes that look for a daemon read first."""
+    procs, pprob = processes(outputs)
+    if procs is None:
+        problems.append(pprob or "processes")
+    svc, sprob = services(outputs)
+    if svc is None:
+        problems.append(sprob or "services")
+    return procs, svc
+
+
 def running(procs: Optional[list[dict[str, Any]]], names: Iterable[str]) -> Optional[bool]:
     """Whether a process with one of ``names`` runs (comm is cut at 15 characters by the kernel)."""
     if procs is None:

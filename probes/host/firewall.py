@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
 from .common import SERVICES, needs_privilege, services, split_parts, unit_state, usable
 
 NFT = CommandSpec(
@@ -427,8 +427,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "ufw": ufw,
         "services": units,
     }
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("firewall", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("firewall", data, problems)
 
 
 PROBE = HostProbe(

@@ -28,7 +28,7 @@ import ipaddress
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, fact_with_problems, not_collected
 from . import identity
 from .common import split_parts, usable
 
@@ -250,8 +250,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     data["default_routes"] = routes
     data["wireless"] = wireless
     data["psutil_fields"] = []
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("interfaces", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("interfaces", data, problems)
 
 
 def _prefixlen(netmask: Optional[str]) -> Optional[int]:

@@ -38,7 +38,7 @@ import ipaddress
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, fact_with_problems, not_collected
 from .common import INETD, LISTEN, load_data, split_files, split_parts, uid_of, usable
 
 _TABLE = load_data("services.yaml")
@@ -340,8 +340,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         data["snmp"] = parse_snmp(snmp_out.output)
         if data["snmp"] and data["snmp"]["default_community"] is None:
             problems.append("snmpd.conf not readable (needs privilege)")
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("listening", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("listening", data, problems)
 
 
 def psutil_sockets() -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ import fnmatch
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
 from .common import (
     COMMENT,
     NOW,
@@ -47,9 +47,8 @@ from .common import (
     days_since,
     iso,
     now_of,
-    processes,
+    processes_and_services,
     running,
-    services,
     show_files,
     split_files,
     split_parts,
@@ -418,12 +417,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     now = now_of(outputs)
     if now is None:
         problems.append("target clock not read: ages not computed")
-    procs, pprob = processes(outputs)
-    if procs is None:
-        problems.append(pprob or "processes")
-    svc, sprob = services(outputs)
-    if svc is None:
-        problems.append(sprob or "services")
+    procs, svc = processes_and_services(outputs, problems)
 
     parts = dict(split_parts(conf_out.output)) if conf_out is not None else {}
     if conf_out is None:
@@ -566,8 +560,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "auditd": auditd,
         "time": time_d,
     }
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("logging_time", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("logging_time", data, problems)
 
 
 PROBE = HostProbe(

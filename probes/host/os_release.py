@@ -36,7 +36,7 @@ import time
 from datetime import date, datetime, timezone
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
 from . import identity
 from .common import NOW, iso, load_data, now_of, usable
 
@@ -196,8 +196,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     elif today is None:
         problems.append("target clock not read: eol not computed")
     data["psutil_fields"] = []
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("os", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("os", data, problems)
 
 
 def local(fact: Fact) -> Fact:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import Fact, FactStatus, HostProbe, RawOutput, not_collected
+from ..base import Fact, HostProbe, RawOutput, fact_with_problems, not_collected
 from .accounts import parse_shadow
 from .common import LOGIN_DEFS, PAM_CONF, SHADOW, keyvals, split_files, to_int, usable
 
@@ -226,8 +226,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         },
         "pam_files": sorted(files),
     }
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("password_policy", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("password_policy", data, problems)
 
 
 PROBE = HostProbe(

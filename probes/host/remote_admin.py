@@ -43,7 +43,7 @@ import re
 import shlex
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, section_problem
+from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, section_problem
 from . import sshd
 from .common import (
     INETD,
@@ -52,9 +52,8 @@ from .common import (
     PROCESSES,
     SERVICES,
     load_data,
-    processes,
+    processes_and_services,
     running,
-    services,
     split_files,
     unit_state,
     usable,
@@ -298,12 +297,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ssh = ssh_settings(outputs)
     if ssh["problem"]:
         problems.append(ssh["problem"])
-    procs, pprob = processes(outputs)
-    if procs is None:
-        problems.append(pprob or "processes")
-    svc, sprob = services(outputs)
-    if svc is None:
-        problems.append(sprob or "services")
+    procs, svc = processes_and_services(outputs, problems)
     lst, lprob = usable(outputs, "listen")
     socks = parse_listen(lst.output)[1] if lst is not None else None
     if lst is None:
@@ -401,8 +395,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         }
     )
     data = {"ssh": ssh, "services": rows, "insecure_services": insecure}
-    status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact("remote_admin", status, data, reason="; ".join(problems) or None)
+    return fact_with_problems("remote_admin", data, problems)
 
 
 PROBE = HostProbe(
