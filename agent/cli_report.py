@@ -16,9 +16,7 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from typing import Any, Optional
 
 EXIT_OK, EXIT_INVALID, EXIT_OUTPUT = 0, 1, 4
@@ -52,12 +50,10 @@ def _open(stack: contextlib.ExitStack, path: str) -> Optional[str]:
     a temporary folder that is removed afterwards. None (reported) when it is neither."""
     if not os.path.isfile(path):
         return path if _is_bundle(path) else None
-    from collectors.archive import ArchiveError, safe_extract
+    from collectors.archive import ArchiveError, extracted
 
-    tmp = tempfile.mkdtemp(prefix="evidence-agent-")
-    stack.callback(shutil.rmtree, tmp, True)
     try:
-        root = safe_extract(path, tmp)
+        root = stack.enter_context(extracted(path))
     except (ArchiveError, OSError) as e:
         _err(f"{path}: {e}")
         return None

@@ -9,10 +9,13 @@ entry cap counted on the bytes actually decompressed (header sizes can lie).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import stat
+import tempfile
 import zipfile
-from typing import Optional
+from typing import Iterator, Optional
 
 from .bundle import file_list
 
@@ -116,3 +119,14 @@ def bundle_root(dest: str) -> str:
 def default_zip_path(bundle: str, out: Optional[str] = None) -> str:
     root = os.path.abspath(bundle).rstrip(os.sep)
     return out or os.path.join(os.path.dirname(root), os.path.basename(root) + ".zip")
+
+
+@contextlib.contextmanager
+def extracted(zpath: str) -> Iterator[str]:
+    """A packed bundle extracted safely into a temporary folder, removed on exit; yields the bundle root.
+    Raises ArchiveError (or OSError) for an unsafe or unreadable zip."""
+    tmp = tempfile.mkdtemp(prefix="evidence-agent-")
+    try:
+        yield safe_extract(zpath, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

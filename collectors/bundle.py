@@ -78,12 +78,17 @@ class BundleWriter:
             raise ValueError(f"refusing to write outside the bundle: {rel!r}")
         return full
 
-    def write_bytes(self, rel: str, data: bytes) -> str:
+    def _target(self, rel: str) -> str:
+        """The file's full path, its folder made once per folder (not once per file)."""
         full = self.path(rel)
         parent = os.path.dirname(full)
-        if parent not in self._dirs:  # one mkdir per directory, not per file
+        if parent not in self._dirs:
             os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
+        return full
+
+    def write_bytes(self, rel: str, data: bytes) -> str:
+        full = self._target(rel)
         tmp = full + ".tmp"
         with open(tmp, "wb") as f:
             f.write(data)
@@ -92,11 +97,7 @@ class BundleWriter:
 
     def write_json(self, rel: str, obj: Any) -> str:
         """Streamed to the file (a 500-host results.json is ~13 MB: never held as one string)."""
-        full = self.path(rel)
-        parent = os.path.dirname(full)
-        if parent not in self._dirs:
-            os.makedirs(parent, exist_ok=True)
-            self._dirs.add(parent)
+        full = self._target(rel)
         tmp = full + ".tmp"
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             for piece in iter_readable(obj):

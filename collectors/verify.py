@@ -142,18 +142,14 @@ def _check_revisions(root: str, pred: dict[str, Any], v: Verdict) -> None:
 def verify_path(path: str, pubkey_text: Optional[str] = None, max_age_days: Optional[float] = None) -> Verdict:
     """A bundle folder, or a .zip of one (extracted safely into a temporary folder, then removed)."""
     if os.path.isfile(path):
-        import shutil
-        import tempfile
+        import contextlib
 
-        from .archive import ArchiveError, safe_extract
+        from .archive import ArchiveError, extracted
 
-        tmp = tempfile.mkdtemp(prefix="evidence-agent-verify-")
-        try:
+        with contextlib.ExitStack() as stack:
             try:
-                root = safe_extract(path, tmp)
+                root = stack.enter_context(extracted(path))
             except (ArchiveError, OSError) as e:
                 return Verdict(valid=False, problems=[str(e)])
             return verify_bundle(root, pubkey_text, max_age_days)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return verify_bundle(path, pubkey_text, max_age_days)
