@@ -64,10 +64,13 @@ $1 == "Candidate:" { c = $2; next }
 i != "" && i != "(none)" && c != "(none)" && c != i && v == c && $1 ~ /^-?[0-9]+$/ && NF >= 3 {
   s = (p in o) ? o[p] "," $3 : $3; o[p] = s; if (!(p in f)) { f[p] = i; t[p] = c; n[++k] = p } }
 END { for (j = 1; j <= k; j++) print n[j], f[n[j]], t[n[j]], o[n[j]] }"""
+# installed packages as ``dpkg-query -W -f='${binary:Package}'`` names them (arch-qualified when Multi-Arch: same);
+# paragraph mode (RS=""): one record per package stanza, whether or not the file ends with a blank line
 _INSTALLED_AWK = (
-    "/^Package: /{p=$2} /^Status: /{s=$4} /^Architecture: /{a=$2} /^Multi-Arch: same/{m=1} "
-    "/^$/{ if (s == \"installed\") print (m ? p \":\" a : p); m = 0; s = \"\" } "
-    "END { if (s == \"installed\") print (m ? p \":\" a : p) }"
+    "BEGIN { RS = \"\"; FS = \"\\n\" } { p = s = a = m = \"\"; for (i = 1; i <= NF; i++) { "
+    "if ($i ~ /^Package: /) p = substr($i, 10); else if ($i ~ /^Status: /) s = $i; "
+    "else if ($i ~ /^Architecture: /) a = substr($i, 15); else if ($i ~ /^Multi-Arch: same/) m = 1 } "
+    "if (s ~ / installed$/) print (m ? p \":\" a : p) }"
 )
 _APT_POLICY = (
     # installed packages straight from dpkg's database (what ``dpkg-query -W -f='${binary:Package}'`` lists)
@@ -134,16 +137,20 @@ PKG_HISTORY = CommandSpec(
     may_hang=False,
 )
 
+#: key packages' ``ii  name version`` lines, as ``dpkg-query -W`` with the key_packages.yaml globs gives them
+_VERSIONS_AWK = (
+    "BEGIN { RS = \"\"; FS = \"\\n\" } { p = s = v = \"\"; for (i = 1; i <= NF; i++) { "
+    "if ($i ~ /^Package: /) p = substr($i, 10); else if ($i ~ /^Status: /) s = substr($i, 9); "
+    "else if ($i ~ /^Version: /) v = substr($i, 10) } "
+    "if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _KEY["deb"])
+    + ")$/) print \"ii  \" p \" \" v }"
+)
+
 PKG_VERSIONS = CommandSpec(
     "pkg_versions",
     # dpkg's database read by one awk (dpkg-query costs twice as much); same ``ii  name version`` lines
     "if command -v dpkg-query >/dev/null 2>&1; then echo '### dpkg'; "
-    "if [ -r /var/lib/dpkg/status ]; then awk " + shlex.quote(
-        "/^Package: /{p=$2} /^Status: /{s=$2 \" \" $3 \" \" $4} /^Version: /{v=$2} "
-        "/^$/{ if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _KEY["deb"]) + ")$/) "
-        "print \"ii  \" p \" \" v; p = s = v = \"\" } "
-        "END { if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _KEY["deb"]) + ")$/) "
-        "print \"ii  \" p \" \" v }") + " /var/lib/dpkg/status; "
+    "if [ -r /var/lib/dpkg/status ]; then awk " + shlex.quote(_VERSIONS_AWK) + " /var/lib/dpkg/status; "
     "else dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
     + " ".join(shlex.quote(n) for n in _KEY["deb"])
     + " 2>/dev/null | grep '^ii'; fi; fi; "
