@@ -337,7 +337,8 @@ def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInpu
         "deviations": evaluated["deviations"],
         "waivers": evaluated["waivers"],
         "summary": summarize(evaluated["controls"]),
-        "rules": {r.id: {"items": r.items, "title": r.title, "criterion": r.criterion, "level": r.level,
+        "rules": {r.id: {"items": r.items, "title": r.title, "criterion": r.criterion, "criteria": r.criteria,
+                         "level": r.level,
                          "scope": r.scope, "facts": r.facts, "params": r.params, "guide_limits": r.guide_limits,
                          "remediation": r.remediation, "source": os.path.relpath(r.source, ROOT)
                          if r.source.startswith(ROOT) else r.source}

@@ -328,6 +328,7 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
     for rid, r in (results.get("rules") or {}).items():
         if isinstance(r, dict):
             rules[rid] = SimpleNamespace(title=r.get("title") or {}, criterion=str(r.get("criterion") or ""),
+                                         criteria=r.get("criteria") or {},
                                          level=str(r.get("level") or ""), remediation=r.get("remediation") or {})
     labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
     warnings = [warn] if warn else []
@@ -397,7 +398,8 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
         distinct = {json.dumps(p, sort_keys=True) for p in params_seen.values()}
         criteria.append(Criterion(
             rule=rid, title=_pick(r.title, lang) if r else labels["unknown_rule"],
-            text=(getattr(r, f"criterion_{lang}", None) or r.criterion) if r else "",
+            text=(getattr(r, f"criterion_{lang}", None) or (getattr(r, "criteria", None) or {}).get(cid)
+                  or r.criterion) if r else "",
             level=(r.level if r else str(fs[0][1].get("level") or "")),
             params=next(iter(params_seen.values()), {}) if len(distinct) <= 1 else {},
             params_by_host={_host_label(n, lang): p for n, p in params_seen.items()} if len(distinct) > 1 else {},

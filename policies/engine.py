@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional
 
 from agent.yamlsrc import ConfigError
 
-from .expr import ExprError, bind_params, evaluate, render, truthy
+from .expr import ExprError, bind_params, evaluate, fmt, render, truthy
 from .model import Profile, Rule
 
 IMPL, PART, NI, NA, UNK = "implemented", "partial", "not_implemented", "not_applicable", "unknown"
@@ -59,6 +59,16 @@ def aggregate(statuses: Iterable[str]) -> str:
     if UNK in s:
         return UNK
     return IMPL
+
+
+def observed(v: Any) -> bool:
+    """A value that is there: not null, and not an empty list, mapping or string. ``0`` and ``false`` count
+    (they are observations); an empty set does not (a pass over it would be vacuous)."""
+    if v is None:
+        return False
+    if isinstance(v, (list, dict, str)):
+        return len(v) > 0
+    return True
 
 
 def summarize(controls: list[dict[str, Any]]) -> dict[str, Any]:
@@ -169,8 +179,9 @@ class Evaluator:
         return out
 
     # -- applicability --------------------------------------------------------------------------
-    def applies(self, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any], static_only: bool = False) -> Optional[str]:
-        """None when the rule applies, else the reason it does not.
+    def applies(self, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any],
+                static_only: bool = False) -> Optional[str | dict[str, str]]:
+        """None when the rule applies, else the reason it does not (in words, never a rule expression).
 
         The inventory-declared parts (roles, zones, transports) are checked before facts are
         required, so a rule for web servers is "not applicable" on a database host even when a
@@ -197,7 +208,8 @@ class Evaluator:
         if a.get("when"):
             try:
                 if not truthy(evaluate(bind_params(a["when"], ctx.get("params") or {}), ctx)):
-                    return "applicability condition not met: " + a["when"]
+                    return a.get("why") or {"ko": "이 호스트에는 적용 조건이 성립하지 않음",
+                                            "en": "the rule's applicability condition does not hold for this host"}
             except ExprError as e:
                 return f"applicability error: {e}"
         return None
@@ -219,7 +231,7 @@ class Evaluator:
                 missing.append(f"{f}: {st.get('reason') or 'not collected'}")
         reason = self.applies(rule, meta, ctx, static_only=bool(missing))
         if reason is not None:
-            return {**finding, "status": NA, "detail": {"ko": reason, "en": reason}}
+            return {**finding, "status": NA, "detail": reason if isinstance(reason, dict) else {"ko": reason, "en": reason}}
         if not missing and rule.vantage:
             seen = {s.get("vantage") for s in (ctx.get("network_scan") or {}).get("scans", []) or []
                     if not s.get("error")}
@@ -230,34 +242,22 @@ class Evaluator:
         if missing:
             return {**finding, "status": UNK, "detail": {"ko": "증적 수집 불가 — " + "; ".join(missing),
                                                          "en": "evidence not collected — " + "; ".join(missing)}}
-        failed: list[dict[str, str]] = []
         try:
-            for m in rule.fail:
-                if truthy(evaluate(bind_params(m.when, P), ctx)):
-                    failed.append({"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)})
-            passed = rule.passes is not None and truthy(evaluate(bind_params(rule.passes.when, P), ctx))
+            unobserved = self._unobserved(rule, ctx, P)
+            if rule.requirements:
+                status, detail, reqs = self._requirements(rule, ctx, P, unobserved)
+                finding["requirements"] = reqs
+            else:
+                status, detail = self._pass_fail(rule, ctx, P, unobserved)
             advice = [{"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in rule.advice
                       if truthy(evaluate(bind_params(m.when, P), ctx))]
         except ExprError as e:
             return {**finding, "status": UNK, "detail": {"ko": f"규칙 평가 오류: {e}", "en": f"rule error: {e}"}}
-        if failed:
-            status = NI
-            detail = {"ko": "; ".join(x["ko"] for x in failed), "en": "; ".join(x["en"] for x in failed)}
-        elif passed and rule.passes is not None:
-            status = IMPL
-            detail = {"ko": render(rule.passes.ko, ctx, params=P), "en": render(rule.passes.en, ctx, params=P)}
-        else:
-            status = UNK
-            explained = None
-            try:
-                explained = next(({"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in rule.unknown
-                                  if truthy(evaluate(bind_params(m.when, P), ctx))), None)
-            except ExprError:
-                pass
-            partial = [f"{f}: {fact_status[f].get('reason')}" for f in rule.facts
-                       if fact_status.get(f, {}).get("status") == "partial"]
-            why = "; ".join(partial) or "the facts do not show the control in place"
-            detail = explained or {"ko": f"증적 불충분 — {why}", "en": f"insufficient evidence — {why}"}
+        if status == UNK and detail is None:
+            detail = self._why_unknown(rule, ctx, P, fact_status)
+        affirmed = [a for a in unobserved if a.get("affirmed")]
+        if affirmed and status in (IMPL, PART):
+            finding["affirmed"] = [{"of": a["of"], "by": a["affirmed"]} for a in affirmed]
         finding.update(status=status, detail=detail)
         if advice:
             finding["advice"] = advice
@@ -269,6 +269,102 @@ class Evaluator:
                     finding["status"] = NA
                     finding["excepted"] = True
         return finding
+
+    # -- the parts of a verdict --------------------------------------------------------------------
+    def _unobserved(self, rule: Rule, ctx: dict[str, Any], P: dict[str, Any]) -> list[dict[str, Any]]:
+        """The ``observed`` sets that are empty or missing: a pass over them would be vacuous.
+
+        Each entry says why (the rule's own words) and, when the inventory affirms the emptiness
+        (``affirmed_by``), by whom: an affirmed entry lets the pass stand and is named in the verdict.
+        """
+        out = []
+        for o in rule.observed:
+            if observed(evaluate(bind_params(o.of, P), ctx)):
+                continue
+            by = evaluate(bind_params(o.affirmed_by, P), ctx) if o.affirmed_by else None
+            out.append({"of": o.of, "ko": render(o.ko, ctx, params=P), "en": render(o.en, ctx, params=P),
+                        "affirmed": by if truthy(by) else None})
+        return out
+
+    @staticmethod
+    def _vacuous(unobserved: list[dict[str, Any]]) -> Optional[dict[str, str]]:
+        gaps = [u for u in unobserved if not u.get("affirmed")]
+        if not gaps:
+            return None
+        return {"ko": "양성 증적 없음(빈 집합에 대한 통과는 증적이 아님) — " + "; ".join(u["ko"] for u in gaps),
+                "en": "no positive observation (a pass over an empty set is not evidence) — "
+                      + "; ".join(u["en"] for u in gaps)}
+
+    @staticmethod
+    def _affirmation_note(unobserved: list[dict[str, Any]], lang: str) -> str:
+        notes = [u for u in unobserved if u.get("affirmed")]
+        if not notes:
+            return ""
+        word = " — 인벤토리 선언: " if lang == "ko" else " — declared in the inventory: "
+        return word + "; ".join(f"{u[lang]} ({fmt(u['affirmed'])})" for u in notes)
+
+    def _pass_fail(self, rule: Rule, ctx: dict[str, Any], P: dict[str, Any],
+                   unobserved: list[dict[str, Any]]) -> tuple[str, Optional[dict[str, str]]]:
+        failed = [{"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in rule.fail
+                  if truthy(evaluate(bind_params(m.when, P), ctx))]
+        if failed:
+            return NI, {"ko": "; ".join(x["ko"] for x in failed), "en": "; ".join(x["en"] for x in failed)}
+        if rule.passes is not None and truthy(evaluate(bind_params(rule.passes.when, P), ctx)):
+            vacuous = self._vacuous(unobserved)
+            if vacuous is not None:
+                return UNK, vacuous
+            return IMPL, {lang: render(getattr(rule.passes, lang), ctx, params=P)
+                          + self._affirmation_note(unobserved, lang) for lang in ("ko", "en")}
+        return UNK, None
+
+    def _requirements(self, rule: Rule, ctx: dict[str, Any], P: dict[str, Any], unobserved: list[dict[str, Any]]
+                      ) -> tuple[str, Optional[dict[str, str]], list[dict[str, Any]]]:
+        """Each requirement met, not met or unknown; the rule's verdict is their aggregate (guide Section IV:
+        all met → 이행, some → 부분이행, none → 미이행). A rule-level ``fail`` still fails the whole rule."""
+        vacuous = self._vacuous(unobserved)
+        reqs = []
+        for q in rule.requirements:
+            failed = [{"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in q.fail
+                      if truthy(evaluate(bind_params(m.when, P), ctx))]
+            if failed:
+                st, det = NI, {"ko": "; ".join(x["ko"] for x in failed), "en": "; ".join(x["en"] for x in failed)}
+            elif truthy(evaluate(bind_params(q.passes.when, P), ctx)) and vacuous is None:
+                st, det = IMPL, {"ko": render(q.passes.ko, ctx, params=P), "en": render(q.passes.en, ctx, params=P)}
+            else:
+                st, det = UNK, None
+            reqs.append({"id": q.id, "title": q.title, "status": st, "detail": det})
+        status = aggregate(r["status"] for r in reqs)
+        whole = [{"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in rule.fail
+                 if truthy(evaluate(bind_params(m.when, P), ctx))]
+        if whole:
+            return NI, {"ko": "; ".join(x["ko"] for x in whole), "en": "; ".join(x["en"] for x in whole)}, reqs
+        if status == UNK and vacuous is not None:
+            return UNK, vacuous, reqs
+        if status == UNK:
+            return UNK, None, reqs
+        mark = {IMPL: "충족", NI: "미충족", UNK: "확인불가"}, {IMPL: "met", NI: "not met", UNK: "unknown"}
+        detail = {}
+        for lang, marks in zip(("ko", "en"), mark):
+            parts = []
+            for r in reqs:
+                text = (r["detail"] or {}).get(lang) or ""
+                parts.append(f"[{marks.get(r['status'], r['status'])}] {r['title'][lang]}" + (f": {text}" if text else ""))
+            detail[lang] = "; ".join(parts) + (self._affirmation_note(unobserved, lang) if status == IMPL else "")
+        return status, detail, reqs
+
+    def _why_unknown(self, rule: Rule, ctx: dict[str, Any], P: dict[str, Any],
+                     fact_status: dict[str, dict[str, Any]]) -> dict[str, str]:
+        try:
+            explained = next(({"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)}
+                              for m in rule.unknown if truthy(evaluate(bind_params(m.when, P), ctx))), None)
+        except ExprError:
+            explained = None
+        if explained:
+            return explained
+        partial = [f"{f}: {fact_status[f].get('reason')}" for f in rule.facts
+                   if fact_status.get(f, {}).get("status") == "partial"]
+        why = "; ".join(partial) or "the facts do not show the control in place"
+        return {"ko": f"증적 불충분 — {why}", "en": f"insufficient evidence — {why}"}
 
     def waiver(self, rule_id: str, host: Optional[str]) -> Optional[dict[str, Any]]:
         for w in self.waivers:

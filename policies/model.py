@@ -18,7 +18,7 @@ from .expr import ExprError, compile_expr
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUSES = ("implemented", "partial", "not_implemented", "not_applicable", "unknown")
 RULE_KEYS = {"id", "items", "title", "criterion", "level", "scope", "facts", "params", "guide_limits", "applies",
-             "fail", "pass", "advice", "unknown", "remediation", "vantage"}
+             "fail", "pass", "advice", "unknown", "remediation", "vantage", "observed", "requirements"}
 
 
 @dataclass
@@ -30,11 +30,35 @@ class Message:
 
 
 @dataclass
+class Observation:
+    """A set a pass ranges over: it must be observed (non-empty) for the pass to count.
+
+    ``affirmed_by`` is an expression over the host's data (usually ``host.declared.…``) with which
+    the inventory affirms that the set really is empty; the affirmation is then named in the verdict.
+    """
+    of: str
+    ko: str
+    en: str
+    affirmed_by: Optional[str] = None
+    source: str = ""
+
+
+@dataclass
+class Requirement:
+    """One requirement of the item that a rule checks; a rule with several gives 부분이행 when some hold."""
+    id: str
+    title: dict[str, str]
+    fail: list[Message]
+    passes: Message
+    source: str = ""
+
+
+@dataclass
 class Rule:
     id: str
     items: list[str]
     title: dict[str, str]
-    criterion: str
+    criterion: str  # the quote for the first item (kept for readers of older results)
     level: str  # must | recommend
     scope: str  # host | run
     facts: list[str]
@@ -49,6 +73,12 @@ class Rule:
     vantage: Optional[str]  # network facts must come from this vantage, else the rule is unknown
     source: str  # file:line
     profile: str
+    criteria: dict[str, str] = field(default_factory=dict)  # item -> the quote of THAT item's guide text
+    observed: list[Observation] = field(default_factory=list)  # a pass needs each of these non-empty
+    requirements: list[Requirement] = field(default_factory=list)  # several requirements: partial when some hold
+
+    def criterion_for(self, item: str) -> str:
+        return self.criteria.get(item) or self.criterion
 
 
 @dataclass
@@ -102,6 +132,37 @@ def _msg(n: Node) -> Message:
     return Message(_expr(n.get("when")), n.get("ko").req_str(), n.get("en").req_str(), f"{n.path}:{n.line}")
 
 
+def _observation(n: Node) -> Observation:
+    n.mapping({"of", "ko", "en", "affirmed_by"}, required=("of", "ko", "en"))
+    return Observation(_expr(n.get("of")), n.get("ko").req_str(), n.get("en").req_str(),
+                       _expr(n.get("affirmed_by")) if n.has("affirmed_by") else None, f"{n.path}:{n.line}")
+
+
+def _requirement(n: Node) -> Requirement:
+    n.mapping({"id", "title", "fail", "pass"}, required=("id", "title", "pass"))
+    fail = n.get("fail")
+    return Requirement(n.get("id").req_str(), _text(n.get("title")),
+                       [_msg(m) for m in fail.seq()] if isinstance(fail.value, list) else
+                       ([_msg(fail)] if fail.value is not None else []),
+                       _msg(n.get("pass")), f"{n.path}:{n.line}")
+
+
+def _criteria(n: Node, items: list[str]) -> dict[str, str]:
+    """``criterion``: one quote (a rule on one item, or the same words in each), or ``{item: quote}``."""
+    if isinstance(n.value, dict):
+        out = {}
+        for k, v in n.items():
+            if k not in items:
+                raise v.error(f"criterion for item {k}, which the rule does not name in items")
+            out[k] = v.req_str()
+        missing = [i for i in items if i not in out]
+        if missing:
+            raise n.error(f"criterion missing for item(s) {', '.join(missing)}")
+        return out
+    text = n.req_str()
+    return {i: text for i in items}
+
+
 def load_rules(path: str) -> tuple[str, list[Rule]]:
     root = Node(path, load(path))
     root.mapping({"schema", "profile", "rules"}, required=("schema", "profile", "rules"))
@@ -110,7 +171,9 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
     profile = root.get("profile").req_str()
     rules = []
     for rn in root.get("rules").seq():
-        rn.mapping(RULE_KEYS, required=("id", "items", "title", "criterion", "facts", "pass"))
+        rn.mapping(RULE_KEYS, required=("id", "items", "title", "criterion", "facts"))
+        if not rn.has("pass") and not rn.has("requirements"):
+            raise rn.error("a rule needs `pass` (or `requirements`, each with its own pass)", rn._join("pass"))
         params = rn.get("params").value or {}
         if not isinstance(params, dict):
             raise rn.get("params").error("expected a mapping of parameter defaults")
@@ -123,17 +186,21 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
                 limits[k] = {x: ln.get(x).num() for x in ("min", "max") if ln.has(x)}
         applies: dict[str, Any] = {}
         if rn.has("applies"):
-            an = rn.get("applies").mapping({"roles", "zones", "transports", "os_families", "when", "not_roles"})
+            an = rn.get("applies").mapping({"roles", "zones", "transports", "os_families", "when", "not_roles", "why"})
             for k in ("roles", "zones", "transports", "os_families", "not_roles"):
                 if an.has(k):
                     applies[k] = an.get(k).str_list()
             if an.has("when"):
                 applies["when"] = _expr(an.get("when"))
+            if an.has("why"):  # the words an auditor reads when `when` does not hold (never the expression)
+                applies["why"] = _text(an.get("why"))
+        items = rn.get("items").str_list()
+        criteria = _criteria(rn.get("criterion"), items)
         rule = Rule(
             id=rn.get("id").req_str(),
-            items=rn.get("items").str_list(),
+            items=items,
             title=_text(rn.get("title")),
-            criterion=rn.get("criterion").req_str(),
+            criterion=criteria[items[0]] if items else "",
             level=rn.get("level").str("must", choices=("must", "recommend")) or "must",
             scope=rn.get("scope").str("host", choices=("host", "run")) or "host",
             facts=rn.get("facts").str_list(),
@@ -141,13 +208,16 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
             guide_limits=limits,
             applies=applies,
             fail=[_msg(m) for m in rn.get("fail").seq()],
-            passes=_msg(rn.get("pass")),
+            passes=_msg(rn.get("pass")) if rn.has("pass") else None,
             advice=[_msg(m) for m in rn.get("advice").seq()],
             unknown=[_msg(m) for m in rn.get("unknown").seq()],
             remediation=_text(rn.get("remediation")) if rn.has("remediation") else {"ko": "", "en": ""},
             vantage=rn.get("vantage").str(),
             source=f"{path}:{rn.line}",
             profile=profile,
+            criteria=criteria,
+            observed=[_observation(o) for o in rn.get("observed").seq()],
+            requirements=[_requirement(q) for q in rn.get("requirements").seq()],
         )
         if not rule.items:
             raise rn.get("items").error("a rule must name at least one detailed item")
