@@ -254,7 +254,7 @@ class Evaluator:
         except ExprError as e:
             return {**finding, "status": UNK, "detail": {"ko": f"규칙 평가 오류: {e}", "en": f"rule error: {e}"}}
         if status == UNK and detail is None:
-            detail = self._why_unknown(rule, ctx, P, fact_status)
+            detail = self._why_unknown(rule, ctx, P, fact_status, unobserved)
         affirmed = [a for a in unobserved if a.get("affirmed")]
         if affirmed and status in (IMPL, PART):
             finding["affirmed"] = [{"of": a["of"], "by": a["affirmed"]} for a in affirmed]
@@ -353,7 +353,8 @@ class Evaluator:
         return status, detail, reqs
 
     def _why_unknown(self, rule: Rule, ctx: dict[str, Any], P: dict[str, Any],
-                     fact_status: dict[str, dict[str, Any]]) -> dict[str, str]:
+                     fact_status: dict[str, dict[str, Any]],
+                     unobserved: Optional[list[dict[str, Any]]] = None) -> dict[str, str]:
         try:
             explained = next(({"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)}
                               for m in rule.unknown if truthy(evaluate(bind_params(m.when, P), ctx))), None)
@@ -363,6 +364,9 @@ class Evaluator:
             return explained
         partial = [f"{f}: {fact_status[f].get('reason')}" for f in rule.facts
                    if fact_status.get(f, {}).get("status") == "partial"]
+        gaps = self._vacuous(unobserved or [])  # else the rule's own words for what was not seen
+        if gaps and not partial:
+            return gaps
         why = "; ".join(partial) or "the facts do not show the control in place"
         return {"ko": f"증적 불충분 — {why}", "en": f"insufficient evidence — {why}"}
 
