@@ -129,11 +129,71 @@ def parse_waivers(waivers: list[dict[str, Any]], rule_ids: set[str], today: dt.d
     return out
 
 
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    return "null"
+
+
+def _type_error(default: Any, value: Any) -> Optional[str]:
+    """Why ``value`` cannot stand for a parameter whose default is ``default`` (None when it can)."""
+    if default is None:
+        return None
+    if _kind(value) != _kind(default):
+        return f"expected {_kind(default)} like the rule's default {json.dumps(default, ensure_ascii=False)}, " \
+               f"got {json.dumps(value, ensure_ascii=False)}"
+    if isinstance(default, list) and default:
+        kinds = {_kind(x) for x in default}
+        bad = [x for x in value if len(kinds) == 1 and _kind(x) not in kinds]
+        if bad:
+            return f"expected a list of {next(iter(kinds)).split(' ', 1)[-1]}s like the rule's default, " \
+                   f"got {json.dumps(bad[0], ensure_ascii=False)} in it"
+    if isinstance(default, dict):
+        for k, x in value.items():
+            why = _type_error(default.get(k, next(iter(default.values()), None)), x)
+            if why:
+                return f"{k}: {why}"
+    return None
+
+
+def check_param_types(profile: Profile, policy: dict[str, Any]) -> None:
+    """Refuse an inventory parameter override whose type differs from the rule's default (``max_idle_seconds:
+    lots`` would otherwise compare as null and quietly leave the rule unknown): ConfigError with file:line:key."""
+    layers: list[tuple[str, Any]] = [("params", policy.get("params"))]
+    for scope in ("zones", "roles", "hosts"):
+        for name, body in (policy.get(scope) or {}).items():
+            layers.append((f"{scope}.{name}.params", (body or {}).get("params") if isinstance(body, dict) else None))
+    lines = policy.get("__source__") or {}
+    for where, layer in layers:
+        if not isinstance(layer, dict):
+            continue
+        for k, v in layer.items():
+            rule_id, _, name = k.rpartition(".") if "." in k else ("", "", k)
+            for rule in profile.rules:
+                if (rule_id and rule.id != rule_id) or name not in rule.params:
+                    continue
+                why = _type_error(rule.params[name], v)
+                if why:
+                    src = lines.get(f"{where}.{k}", "inventory")
+                    path, _, line = src.rpartition(":")
+                    raise ConfigError(path or src, int(line) if line.isdigit() else None, f"policy.{where}.{k}",
+                                      f"{why} (rule {rule.id}, {rule.source})")
+
+
 class Evaluator:
     def __init__(self, profile: Profile, policy: dict[str, Any], waivers: list[dict[str, Any]],
                  today: Optional[dt.date] = None) -> None:
         self.profile = profile
         self.policy = policy or {}
+        check_param_types(profile, self.policy)
         self.today = today or dt.date.today()
         self.waivers = parse_waivers(waivers, {r.id for r in profile.rules}, self.today)
         self.deviations: list[dict[str, Any]] = []
