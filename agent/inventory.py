@@ -253,7 +253,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     org = root.get("organisation").str()
     return Inventory(
         path=path, organisation=org, scope=scope, hosts=hosts, networks=networks, tls=tls, urls=urls,
-        timeouts=timeouts, policy=_plain(policy.value or {}),
+        timeouts=timeouts, policy=_policy_with_lines(policy),
         waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
         tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
     )
@@ -285,6 +285,28 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "isoformat"):
         return v.isoformat()
     return v
+
+
+def _policy_with_lines(policy: Node) -> dict[str, Any]:
+    """The policy overrides plus ``__source__``: {"params.KEY" or "roles.R.params.KEY": "file:line"}, so an
+    override of the wrong type is refused naming where it was written (policies.engine.check_param_types)."""
+    d = _plain(policy.value or {})
+    lines: dict[str, str] = {}
+
+    def layer(n: Node, prefix: str) -> None:
+        if isinstance(n.value, dict):
+            for k, v in n.items():
+                lines[prefix + k] = f"{v.path}:{v.line}"
+
+    if isinstance(policy.value, dict):
+        layer(policy.get("params"), "params.")
+        for scope in ("zones", "roles", "hosts"):
+            if isinstance(policy.get(scope).value, dict):
+                for name, sn in policy.get(scope).items():
+                    layer(sn.get("params"), f"{scope}.{name}.params.")
+    if lines:
+        d["__source__"] = lines
+    return d
 
 
 def _with_line(n: Node) -> dict[str, Any]:

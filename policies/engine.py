@@ -129,11 +129,71 @@ def parse_waivers(waivers: list[dict[str, Any]], rule_ids: set[str], today: dt.d
     return out
 
 
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    return "null"
+
+
+def _type_error(default: Any, value: Any) -> Optional[str]:
+    """Why ``value`` cannot stand for a parameter whose default is ``default`` (None when it can)."""
+    if default is None:
+        return None
+    if _kind(value) != _kind(default):
+        return f"expected {_kind(default)} like the rule's default {json.dumps(default, ensure_ascii=False)}, " \
+               f"got {json.dumps(value, ensure_ascii=False)}"
+    if isinstance(default, list) and default:
+        kinds = {_kind(x) for x in default}
+        bad = [x for x in value if len(kinds) == 1 and _kind(x) not in kinds]
+        if bad:
+            return f"expected a list of {next(iter(kinds)).split(' ', 1)[-1]}s like the rule's default, " \
+                   f"got {json.dumps(bad[0], ensure_ascii=False)} in it"
+    if isinstance(default, dict):
+        for k, x in value.items():
+            why = _type_error(default.get(k, next(iter(default.values()), None)), x)
+            if why:
+                return f"{k}: {why}"
+    return None
+
+
+def check_param_types(profile: Profile, policy: dict[str, Any]) -> None:
+    """Refuse an inventory parameter override whose type differs from the rule's default (``max_idle_seconds:
+    lots`` would otherwise compare as null and quietly leave the rule unknown): ConfigError with file:line:key."""
+    layers: list[tuple[str, Any]] = [("params", policy.get("params"))]
+    for scope in ("zones", "roles", "hosts"):
+        for name, body in (policy.get(scope) or {}).items():
+            layers.append((f"{scope}.{name}.params", (body or {}).get("params") if isinstance(body, dict) else None))
+    lines = policy.get("__source__") or {}
+    for where, layer in layers:
+        if not isinstance(layer, dict):
+            continue
+        for k, v in layer.items():
+            rule_id, _, name = k.rpartition(".") if "." in k else ("", "", k)
+            for rule in profile.rules:
+                if (rule_id and rule.id != rule_id) or name not in rule.params:
+                    continue
+                why = _type_error(rule.params[name], v)
+                if why:
+                    src = lines.get(f"{where}.{k}", "inventory")
+                    path, _, line = src.rpartition(":")
+                    raise ConfigError(path or src, int(line) if line.isdigit() else None, f"policy.{where}.{k}",
+                                      f"{why} (rule {rule.id}, {rule.source})")
+
+
 class Evaluator:
     def __init__(self, profile: Profile, policy: dict[str, Any], waivers: list[dict[str, Any]],
                  today: Optional[dt.date] = None) -> None:
         self.profile = profile
         self.policy = policy or {}
+        check_param_types(profile, self.policy)
         self.today = today or dt.date.today()
         self.waivers = parse_waivers(waivers, {r.id for r in profile.rules}, self.today)
         self.deviations: list[dict[str, Any]] = []
@@ -254,7 +314,7 @@ class Evaluator:
         except ExprError as e:
             return {**finding, "status": UNK, "detail": {"ko": f"규칙 평가 오류: {e}", "en": f"rule error: {e}"}}
         if status == UNK and detail is None:
-            detail = self._why_unknown(rule, ctx, P, fact_status)
+            detail = self._why_unknown(rule, ctx, P, fact_status, unobserved)
         affirmed = [a for a in unobserved if a.get("affirmed")]
         if affirmed and status in (IMPL, PART):
             finding["affirmed"] = [{"of": a["of"], "by": a["affirmed"]} for a in affirmed]
@@ -353,7 +413,8 @@ class Evaluator:
         return status, detail, reqs
 
     def _why_unknown(self, rule: Rule, ctx: dict[str, Any], P: dict[str, Any],
-                     fact_status: dict[str, dict[str, Any]]) -> dict[str, str]:
+                     fact_status: dict[str, dict[str, Any]],
+                     unobserved: Optional[list[dict[str, Any]]] = None) -> dict[str, str]:
         try:
             explained = next(({"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)}
                               for m in rule.unknown if truthy(evaluate(bind_params(m.when, P), ctx))), None)
@@ -363,6 +424,9 @@ class Evaluator:
             return explained
         partial = [f"{f}: {fact_status[f].get('reason')}" for f in rule.facts
                    if fact_status.get(f, {}).get("status") == "partial"]
+        gaps = self._vacuous(unobserved or [])  # else the rule's own words for what was not seen
+        if gaps and not partial:
+            return gaps
         why = "; ".join(partial) or "the facts do not show the control in place"
         return {"ko": f"증적 불충분 — {why}", "en": f"insufficient evidence — {why}"}
 

@@ -59,6 +59,13 @@ class _Functions(functions.Functions):
         """Values of ``obj`` at each of ``keys`` that exist: pick({web: [80], db: [3306]}, ['web']) is [[80]]."""
         return [obj[k] for k in (keys or []) if isinstance(k, str) and k in (obj or {})]
 
+    @functions.signature({"types": ["array", "null"]}, {"types": ["string"]}, {"types": ["array", "null"]})
+    def _func_having(self, objs: Any, key: str, values: Any) -> list[Any]:
+        """Objects whose ``key`` is one of ``values``: having(accounts.accounts, 'name', host.declared.x) —
+        a filter cannot reach data outside the element (``[?contains(host.…, name)]`` sees the element only)."""
+        vals = values or []
+        return [o for o in (objs or []) if isinstance(o, dict) and o.get(key) in vals]
+
     @functions.signature({"types": ["object", "null"]})
     def _func_true_keys(self, obj: Any) -> list[str]:
         """Keys whose value is true: true_keys({"TLS 1.0": true, "TLS 1.2": false}) is ["TLS 1.0"]."""

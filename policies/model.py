@@ -183,6 +183,8 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
                 ln.mapping({"min", "max"})
                 if k not in params:
                     raise ln.error("guide limit for a parameter the rule does not have")
+                if isinstance(params[k], bool) or not isinstance(params[k], (int, float)):
+                    raise ln.error(f"guide limit for a parameter that is not a number (default {params[k]!r})")
                 limits[k] = {x: ln.get(x).num() for x in ("min", "max") if ln.has(x)}
         applies: dict[str, Any] = {}
         if rn.has("applies"):

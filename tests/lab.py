@@ -108,6 +108,9 @@ class HostSpec:
     host_key: str = "ed25519"  # ed25519 | rsa
     apt_index: bool = False  # True: this machine's package lists (read-only); False: none (never updated)
     sshd: bool = True  # False: a netns only (the silent-drop host)
+    #: (interface, address/prefix) on a veth pair that lives entirely inside the host's own namespace: the host
+    #: reports the address (e.g. a documentation-range 192.0.2.10/24 for 15.2.1) but it reaches nothing
+    local_addresses: tuple[tuple[str, str], ...] = ()
 
 
 WEB_FIREWALL = f"""*filter
@@ -637,6 +640,11 @@ class Lab:
             _ip("-n", SWITCH_NS, "link", "set", veth, "up")
             _ip("-n", ns, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
+        for h in self.hosts.values():  # host-only addresses: both ends of the pair stay in the host's namespace
+            for ifname, cidr in h.spec.local_addresses:
+                _ip("-n", h.ns, "link", "add", ifname, "type", "veth", "peer", "name", (ifname + "-p")[:15])
+                _ip("-n", h.ns, "addr", "add", cidr, "dev", ifname)
+                _ip("-n", h.ns, "link", "set", ifname, "up")
 
     def _launch(self, h: LabHost) -> None:
         log = open(os.path.join(h.dir, "init.log"), "wb")

@@ -250,14 +250,61 @@ def test_ifconfig_formats(sample):
         ("169.254.169.254", "link_local", False),
         ("100.64.0.1", "shared", False),
         ("127.0.0.1", "loopback", False),
-        ("192.0.2.1", "reserved", False),
+        ("100.127.255.254", "shared", False),
+        ("100.128.0.1", "public", False),
+        ("127.0.0.1", "loopback", False),
+        ("192.0.2.1", "documentation", False),
+        ("198.51.100.7", "documentation", False),
+        ("203.0.113.9", "documentation", False),
+        ("198.18.0.1", "benchmark", False),
+        ("198.19.255.254", "benchmark", False),
+        ("198.20.0.1", "public", False),
         ("8.8.8.8", "public", False),
-        ("2001:db8::1", "reserved", False),
+        ("0.0.0.1", "reserved", False),
+        ("240.0.0.1", "reserved", False),
+        ("224.0.0.251", "multicast", False),
+        ("2001:db8::1", "documentation", False),
+        ("2001:2::1", "benchmark", False),
         ("2600:1f18::1", "public", False),
+        ("fd00::2", "private", True),
+        ("fc00::1", "reserved", False),  # the undefined half of fc00::/7 is not locally assigned ULA
+        ("::1", "loopback", False),
     ],
 )
 def test_address_classification(addr, category, private):
     assert interfaces.classify(addr) == (category, private)
+
+
+def test_every_global_address_outside_the_private_ranges_is_named_by_its_range():
+    text = "\n".join([
+        "1: lo    inet 127.0.0.1/8 scope host lo",
+        "1: lo    inet6 ::1/128 scope host",
+        "2: eth0    inet 10.20.1.15/24 brd 10.20.1.255 scope global eth0",
+        "2: eth0    inet6 fe80::1/64 scope link",
+        "2: eth0    inet6 fd00:20::15/64 scope global",
+        "3: eth1    inet 192.0.2.10/24 scope global eth1",
+        "3: eth1    inet 100.64.3.7/10 scope global eth1",
+        "3: eth1    inet 198.18.0.5/15 scope global eth1",
+        "3: eth1    inet 211.45.60.10/24 scope global eth1",
+        "3: eth1    inet6 2406:da12::10/64 scope global",
+    ])
+    tool, ifaces = interfaces.parse_addrs(text)
+    s = interfaces.summarize(ifaces)
+    assert s["private_addresses"] == ["10.20.1.15", "fd00:20::15"]
+    assert s["global_addresses"] == ["10.20.1.15", "fd00:20::15", "192.0.2.10", "100.64.3.7", "198.18.0.5",
+                                     "211.45.60.10", "2406:da12::10"]
+    assert s["non_private_addresses"] == [
+        {"address": "192.0.2.10", "interface": "eth1", "category": "documentation"},
+        {"address": "100.64.3.7", "interface": "eth1", "category": "shared"},
+        {"address": "198.18.0.5", "interface": "eth1", "category": "benchmark"},
+        {"address": "211.45.60.10", "interface": "eth1", "category": "public"},
+        {"address": "2406:da12::10", "interface": "eth1", "category": "public"},
+    ]
+    assert s["public_addresses"] == ["211.45.60.10", "2406:da12::10"]
+    assert s["other_addresses"] == ["192.0.2.10", "100.64.3.7", "198.18.0.5"]
+    assert s["all_private"] is False
+    only_lo = interfaces.summarize(interfaces.parse_addrs(text.split("\n2:")[0])[1])
+    assert only_lo["global_addresses"] == [] and only_lo["all_private"] is None
 
 
 def test_proc_net_tcp6_and_udp_decoding():

@@ -1,7 +1,11 @@
 """Interfaces and addresses (guide 15.2.1, 15.3.1): addresses, private or not, default route, wireless.
 
-Why: the guide asks that internal networks use private addresses (RFC 1918;
-RFC 4193 for IPv6 here) and that wireless use be minimal and controlled.
+Why: the guide asks that internal networks use private addresses (it names 10/8,
+172.16/12 and 192.168/16; for IPv6 the locally assigned ULA fd00::/8 is taken as
+private) and that wireless use be minimal and controlled. Every other global-scope
+address is named by its range, so a verdict can say what it is: a documentation
+range (192.0.2.0/24…, 2001:db8::/32) on a real host is a misconfiguration, shared
+CGNAT space (100.64/10) is a carrier's, not the organisation's private space.
 Addresses come from ``ip`` (else /sys and ``ifconfig``); with the local
 transport from psutil (wireless flags and routes stay from the shell: psutil
 knows neither).
@@ -11,12 +15,15 @@ Fact schema (``data``)::
     tool: "ip"|"ifconfig"|"psutil"|null
     interfaces: [{name, mac: str|null, up: bool|null, loopback: bool, wireless: bool|null,
                   addresses: [{address, prefixlen: int|null, family: "ipv4"|"ipv6",
-                               category: "loopback"|"link_local"|"private"|"shared"|"public"|"reserved",
+                               category: "loopback"|"link_local"|"private"|"shared"|"documentation"|
+                                         "benchmark"|"multicast"|"public"|"reserved",
                                private: bool}]}]
-    private_addresses: [str]          # RFC 1918 / RFC 4193
+    private_addresses: [str]          # 10/8, 172.16/12, 192.168/16, fd00::/8
     public_addresses: [str]           # globally routable
-    other_addresses: [str]            # CGN (100.64/10), documentation and other reserved ranges
-    all_private: bool|null            # every address but loopback/link-local is private
+    other_addresses: [str]            # shared CGNAT 100.64/10, documentation, benchmark, other reserved
+    global_addresses: [str]           # every address of global scope (not loopback, link-local, multicast)
+    non_private_addresses: [{address, interface, category}]   # global scope outside the private ranges
+    all_private: bool|null            # every global-scope address is private (null: none seen)
     default_routes: [{family, gateway: str|null, interface: str|null}]
     wireless: [str]                   # wireless interface names
     psutil_fields: [str]
@@ -49,9 +56,20 @@ WIRELESS = CommandSpec(
 )
 COMMANDS = (identity.ADDRS, ROUTES, WIRELESS)
 
-_RFC1918 = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-_ULA = ipaddress.ip_network("fc00::/7")
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
+def _nets(*ns: str) -> list[Any]:
+    return [ipaddress.ip_network(n) for n in ns]
+
+
+#: Ranges by category, checked in this order (RFC 1918, RFC 4193 fd00::/8, RFC 6598, RFC 5737/3849/9637,
+#: RFC 2544/5180). Anything else global is "public"; the rest of the special-purpose space "reserved".
+RANGES = (
+    ("private", _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")),
+    ("shared", _nets("100.64.0.0/10")),
+    ("documentation", _nets("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")),
+    ("benchmark", _nets("198.18.0.0/15", "2001:2::/48")),
+)
+#: Not of global scope: an address in these never leaves the host or its link.
+LOCAL_SCOPE = ("loopback", "link_local", "multicast")
 
 
 def classify(address: str) -> tuple[str, bool]:
@@ -64,10 +82,11 @@ def classify(address: str) -> tuple[str, bool]:
         return "loopback", False
     if ip.is_link_local:
         return "link_local", False
-    if (ip.version == 4 and any(ip in n for n in _RFC1918)) or (ip.version == 6 and ip in _ULA):
-        return "private", True
-    if ip.version == 4 and ip in _SHARED:
-        return "shared", False
+    if ip.is_multicast:
+        return "multicast", False
+    for cat, nets in RANGES:
+        if any(ip.version == n.version and ip in n for n in nets):
+            return cat, cat == "private"
     if ip.is_global:
         return "public", False
     return "reserved", False
@@ -208,16 +227,19 @@ def parse_wireless(text: str) -> list[str]:
 
 
 def summarize(ifaces: list[dict[str, Any]]) -> dict[str, Any]:
-    addrs = [a for i in ifaces for a in i["addresses"]]
-    private = [a["address"] for a in addrs if a["private"]]
-    public = [a["address"] for a in addrs if a["category"] == "public"]
-    other = [a["address"] for a in addrs if a["category"] in ("shared", "reserved")]
-    routable = [a for a in addrs if a["category"] not in ("loopback", "link_local")]
+    addrs = [(i["name"], a) for i in ifaces for a in i["addresses"]]
+    private = [a["address"] for _, a in addrs if a["private"]]
+    public = [a["address"] for _, a in addrs if a["category"] == "public"]
+    routable = [(n, a) for n, a in addrs if a["category"] not in LOCAL_SCOPE]
+    other = [a["address"] for _, a in routable if not a["private"] and a["category"] != "public"]
     return {
         "private_addresses": private,
         "public_addresses": public,
         "other_addresses": other,
-        "all_private": all(a["private"] for a in routable) if routable else None,
+        "global_addresses": [a["address"] for _, a in routable],
+        "non_private_addresses": [{"address": a["address"], "interface": n, "category": a["category"]}
+                                  for n, a in routable if not a["private"]],
+        "all_private": all(a["private"] for _, a in routable) if routable else None,
     }
 
 
@@ -245,7 +267,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     data.update(
         summarize(ifaces)
         if tool
-        else {"private_addresses": [], "public_addresses": [], "other_addresses": [], "all_private": None}
+        else {"private_addresses": [], "public_addresses": [], "other_addresses": [], "global_addresses": [],
+              "non_private_addresses": [], "all_private": None}
     )
     data["default_routes"] = routes
     data["wireless"] = wireless
