@@ -113,7 +113,7 @@ def test_container_detection():
     assert us.parse_container(["file /run/.containerenv engine=\"podman-4.3.1\" "])["container"] == "podman"
     assert us.parse_container(["file /run/systemd/container lxc "])["container"] == "lxc"
     assert us.parse_container(["openvz"])["container"] == "openvz"
-    assert us.parse_container(["cgroup 0::/kubepods/besteffort/pod1"])["container"] == "kubernetes"
+    assert us.parse_container(["0::/kubepods/besteffort/pod1"])["container"] == "kubernetes"
     none = us.parse_container(["detect-virt none"])
     assert none == {"container": None, "evidence": []}
     boot = "### uptime\n5.0 1.0\n### btime\nbtime 1\n### container\ndetect-virt none"

@@ -41,15 +41,17 @@ UPDATE_SOURCES_SCRIPT = (
 )
 
 CONTAINER_SCRIPT = (
-    # cheap reads only: marker files of docker/podman/systemd-nspawn, OpenVZ's /proc/vz, PID 1's cgroup, and
-    # systemd-detect-virt -c when it is there
-    "echo '### container'; for f in /.dockerenv /run/.containerenv /run/systemd/container; do "
-    "[ -f \"$f\" ] && echo \"file $f $(head -c 80 \"$f\" 2>/dev/null | tr '\\n' ' ')\"; done; "
-    "[ -d /proc/vz ] && [ ! -d /proc/bc ] && echo 'openvz'; "
-    "grep -E 'docker|lxc|kubepods|libpod|containerd|machine\\.slice' /proc/1/cgroup 2>/dev/null | head -n 3 | "
-    "sed 's/^/cgroup /'; "
-    "if command -v systemd-detect-virt >/dev/null 2>&1; then "
-    "echo \"detect-virt $($_ea_g systemd-detect-virt -c 2>/dev/null)\"; fi"
+    # cheap reads only (builtins where possible: this runs on every host): marker files of docker, podman and
+    # systemd-nspawn/LXC (/run/systemd/container, first line via `read`), OpenVZ's /proc/vz; when none is there,
+    # systemd-detect-virt -c (reads files only), or without it PID 1's cgroup lines that name a runtime
+    "echo '### container'; _k=; [ -f /.dockerenv ] && echo 'file /.dockerenv' && _k=1; "
+    "[ -f /run/.containerenv ] && echo 'file /run/.containerenv' && _k=1; "
+    "if [ -f /run/systemd/container ]; then _c=; read -r _c </run/systemd/container; _k=1; "
+    "echo \"file /run/systemd/container $_c\"; fi; "
+    "[ -d /proc/vz ] && [ ! -d /proc/bc ] && echo 'openvz' && _k=1; "
+    "if [ -z \"$_k\" ]; then if command -v systemd-detect-virt >/dev/null 2>&1; then "
+    "echo \"detect-virt $(systemd-detect-virt -c 2>/dev/null)\"; "
+    "else grep -E 'docker|lxc|kubepods|libpod|containerd|machine\\.slice' /proc/1/cgroup 2>/dev/null; fi; fi"
 )
 
 
@@ -188,14 +190,14 @@ def parse_container(lines: list[str]) -> dict[str, Any]:
             evidence.append("/run/.containerenv exists")
             kind = kind or "podman"
         elif ln.startswith("file /run/systemd/container"):
-            v = ln.split(None, 2)[2].strip() if len(ln.split(None, 2)) > 2 else ""
+            v = ln.split(None, 2)[2].strip()[:40] if len(ln.split(None, 2)) > 2 else ""
             evidence.append(f"/run/systemd/container says {v or '(empty)'}")
             kind = kind or (v or "container")
         elif ln == "openvz":
             evidence.append("/proc/vz without /proc/bc (OpenVZ/Virtuozzo container)")
             kind = kind or "openvz"
-        elif ln.startswith("cgroup "):
-            evidence.append("PID 1 cgroup " + ln[7:][:120])
+        elif re.match(r"^\d+:", ln):
+            evidence.append("PID 1 cgroup " + ln[:120])
             m = re.search(r"docker|lxc|kubepods|libpod|containerd|machine\.slice", ln)
             kind = kind or {"libpod": "podman", "kubepods": "kubernetes", "machine.slice": "systemd-nspawn"}.get(
                 m.group(0) if m else "", m.group(0) if m else "container")
