@@ -40,7 +40,8 @@ lab-void       an address of the subnet with nothing behind it
 Every host has an empty apt index ("never updated"; ``HostSpec.apt_index=True`` gives one this machine's
 lists, read-only): patch facts then do not depend on this machine's package state, and a full
 ``apt-get -s dist-upgrade`` over real lists costs ~2 s CPU per host on this image (its apt config disables
-the package cache), which would dominate the lab's run time.
+the package cache), which would dominate the lab's run time. ``HostSpec.apt_state`` instead gives a host a
+crafted Debian 12 apt state (its own sources, lists and dpkg.log, see ``_apt_state``) for the 14.6.1 verdicts.
 """
 from __future__ import annotations
 
