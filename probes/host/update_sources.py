@@ -108,8 +108,9 @@ def parse_apt_sources(lines: list[str]) -> tuple[list[dict[str, Any]], list[str]
             f = line.split("#", 1)[0].strip()
             m = re.match(r"^(deb|deb-src)\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.*)$", f)
             if m:
-                entries.append({"file": path, "type": m.group(1), "uri": _USERINFO.sub("://", m.group(3)),
-                                "suite": m.group(4), "components": m.group(5).split(), "enabled": True})
+                entries.append({"file": path[:200], "type": m.group(1),
+                                "uri": _USERINFO.sub("://", m.group(3))[:200], "suite": m.group(4)[:100],
+                                "components": m.group(5).split()[:20], "enabled": True})
     return entries, unreadable
 
 
@@ -119,8 +120,9 @@ def _deb822(path: str, st: dict[str, str]) -> list[dict[str, Any]]:
     for typ in st.get("types", "").split():
         for uri in st.get("uris", "").split():
             for suite in st.get("suites", "").split():
-                out.append({"file": path, "type": typ, "uri": _USERINFO.sub("://", uri), "suite": suite,
-                            "components": st.get("components", "").split(), "enabled": enabled})
+                out.append({"file": path[:200], "type": typ, "uri": _USERINFO.sub("://", uri)[:200],
+                            "suite": suite[:100], "components": st.get("components", "").split()[:20],
+                            "enabled": enabled})
     return out
 
 
@@ -132,10 +134,10 @@ def parse_rpm_repos(lines: list[str]) -> list[dict[str, Any]]:
             s = line.strip()
             m = re.match(r"^\[([^\]]+)\]$", s)
             if m:
-                repos.append({"file": path, "id": m.group(1).strip(), "enabled": True})
+                repos.append({"file": path[:200], "id": m.group(1).strip()[:100], "enabled": True})
                 continue
             m = re.match(r"^enabled\s*=\s*(\S+)", s)
-            if m and repos and repos[-1]["file"] == path:
+            if m and repos and repos[-1]["file"] == path[:200]:
                 repos[-1]["enabled"] = m.group(1).lower() in ("1", "yes", "true", "on")
     return repos
 
