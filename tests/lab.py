@@ -40,7 +40,8 @@ lab-void       an address of the subnet with nothing behind it
 Every host has an empty apt index ("never updated"; ``HostSpec.apt_index=True`` gives one this machine's
 lists, read-only): patch facts then do not depend on this machine's package state, and a full
 ``apt-get -s dist-upgrade`` over real lists costs ~2 s CPU per host on this image (its apt config disables
-the package cache), which would dominate the lab's run time.
+the package cache), which would dominate the lab's run time. ``HostSpec.apt_state`` instead gives a host a
+crafted Debian 12 apt state (its own sources, lists and dpkg.log, see ``_apt_state``) for the 14.6.1 verdicts.
 """
 from __future__ import annotations
 
@@ -111,6 +112,13 @@ class HostSpec:
     #: (interface, address/prefix) on a veth pair that lives entirely inside the host's own namespace: the host
     #: reports the address (e.g. a documentation-range 192.0.2.10/24 for 15.2.1) but it reaches nothing
     local_addresses: tuple[tuple[str, str], ...] = ()
+    # A crafted apt state (see _apt_state): bookworm + bookworm-security sources and lists that list this
+    # machine's installed packages at their installed versions, and a dpkg.log whose newest upgrade is
+    # ``apt_days_ago`` days old. "current": nothing newer anywhere; "security_pending": one package
+    # (``apt_pending``) has a newer version in bookworm-security. None: ``apt_index`` decides.
+    apt_state: Optional[str] = None
+    apt_days_ago: int = 2
+    apt_pending: str = "openssl"
 
 
 WEB_FIREWALL = f"""*filter
@@ -416,7 +424,15 @@ def _init_script(spec: HostSpec, d: str) -> str:
         # full `apt-get -s dist-upgrade` over this machine's lists costs ~2 s CPU per host) or this machine's,
         # read-only
         lines.append("if [ -d /var/cache/apt ]; then mount -t tmpfs -o size=64m ea-lab-apt /var/cache/apt; fi")
-        if spec.apt_index:
+        if spec.apt_state:
+            # the crafted state (files under $D/apt, $D/log): lists, sources and logs of this host only
+            lines.append("mount --bind \"$D/apt/lists\" /var/lib/apt/lists")
+            lines.append("mount --bind \"$D/apt/sources.list.d\" /etc/apt/sources.list.d")
+            lines.append("if [ -e /etc/apt/sources.list ]; then mount --bind \"$D/empty\" /etc/apt/sources.list; fi")
+            lines.append("if [ -e /var/log/dpkg.log ]; then mount --bind \"$D/log/dpkg.log\" /var/log/dpkg.log; fi")
+            lines.append("if [ -e /var/log/dpkg.log.1 ]; then mount --bind \"$D/empty\" /var/log/dpkg.log.1; fi")
+            lines.append("if [ -e /var/log/apt/history.log ]; then mount --bind \"$D/empty\" /var/log/apt/history.log; fi")
+        elif spec.apt_index:
             lines.append("if [ -d /var/lib/apt/lists ]; then mount --bind /var/lib/apt/lists /var/lib/apt/lists && "
                          "mount -o remount,bind,ro /var/lib/apt/lists; fi")
         else:
@@ -440,6 +456,68 @@ def _init_script(spec: HostSpec, d: str) -> str:
                      f"[ $n -lt 500 ] || {{ echo 'port {p} never listened' >&2; exit 1; }}; sleep 0.02; done")
     lines += ["echo $$ > \"$D/ready\"", "wait"]
     return "\n".join(lines) + "\n"
+
+
+def _installed_packages(status: str = "/var/lib/dpkg/status") -> list[dict[str, str]]:
+    """This machine's installed packages (Package, Version, Architecture, Multi-Arch) from dpkg's database."""
+    out = []
+    with open(status, encoding="utf-8", errors="replace") as f:
+        for stanza in f.read().split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in stanza.splitlines():
+                if line[:1] not in (" ", "\t") and ":" in line:
+                    k, v = line.split(":", 1)
+                    fields[k] = v.strip()
+            if fields.get("Status", "").endswith(" installed") and "Package" in fields and "Version" in fields:
+                out.append(fields)
+    return out
+
+
+def _apt_state(spec: HostSpec, d: str) -> None:
+    """A Debian 12 apt state a real ``apt-cache policy`` reads: sources for bookworm and bookworm-security, and
+    lists (Release + Packages) that carry every installed package at its installed version (so nothing is
+    newer), bookworm-security a handful of them — plus, for "security_pending", a newer version of one package
+    in bookworm-security. The Release files are not signed (apt verifies signatures when it downloads, not when
+    it reads its lists). dpkg.log holds one upgrade ``apt_days_ago`` days ago."""
+    if spec.apt_state not in ("current", "security_pending"):
+        raise LabError(f"{spec.name}: apt_state must be 'current' or 'security_pending', not {spec.apt_state!r}")
+    import email.utils
+    pkgs = _installed_packages()
+    names = {p["Package"] for p in pkgs}
+    if spec.apt_pending not in names:
+        raise LabError(f"{spec.name}: apt_pending {spec.apt_pending!r} is not installed on this machine")
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip() or "amd64"
+    lists = os.path.join(d, "apt", "lists")
+    srcd = os.path.join(d, "apt", "sources.list.d")
+    os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
+    os.makedirs(srcd, exist_ok=True)
+    os.makedirs(os.path.join(d, "log"), exist_ok=True)
+
+    def stanza(p: dict[str, str], version: str) -> str:
+        s = f"Package: {p['Package']}\nVersion: {version}\nArchitecture: {p.get('Architecture', 'all')}\n"
+        if p.get("Multi-Arch"):
+            s += f"Multi-Arch: {p['Multi-Arch']}\n"
+        return s + f"Filename: pool/main/lab/{p['Package']}_{version}.deb\nSize: 1\n"
+
+    security = [p for p in pkgs if p["Package"] in {spec.apt_pending, "libc6", "openssh-server", "libssl3"}]
+    bump = {spec.apt_pending} if spec.apt_state == "security_pending" else set()
+    now = time.time()
+    for host, suite, label, rows in (
+        ("deb.debian.org_debian", "bookworm", "Debian", [stanza(p, p["Version"]) for p in pkgs]),
+        ("deb.debian.org_debian-security", "bookworm-security", "Debian-Security",
+         [stanza(p, p["Version"] + ("+lab1" if p["Package"] in bump else "")) for p in security]),
+    ):
+        base = os.path.join(lists, f"{host}_dists_{suite}")
+        _write(f"{base}_main_binary-{arch}_Packages", "\n".join(rows))
+        _write(f"{base}_Release", f"Origin: Debian\nLabel: {label}\nSuite: {suite}\nCodename: bookworm\n"
+               f"Date: {email.utils.formatdate(now, usegmt=True)}\nArchitectures: {arch}\nComponents: main\n")
+    _write(os.path.join(srcd, "debian.sources"),
+           "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n\n"
+           "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n")
+    p = next(x for x in pkgs if x["Package"] == spec.apt_pending)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now - spec.apt_days_ago * 86400))
+    _write(os.path.join(d, "log", "dpkg.log"),
+           f"{when} upgrade {p['Package']}:{p.get('Architecture', 'all')} {p['Version']}~old {p['Version']}\n")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -608,6 +686,8 @@ class Lab:
                        f"#!{sys.executable} -S\n" + LISTENER.format(host=spec.name), 0o755)
             if spec.iptables:
                 _write(os.path.join(d, "iptables.rules"), spec.iptables)
+            if spec.apt_state:
+                _apt_state(spec, d)
             _write(os.path.join(d, "init.sh"), _init_script(spec, d), 0o755)
         return procs
 

@@ -147,7 +147,7 @@ def test_guard_is_empty_when_a_command_runs_alone():
 #: outside tools that can block (locks, D-Bus, daemons, huge databases): only ever started through $_ea_g
 BLOCKING = ("systemctl journalctl timedatectl chronyc ntpq firewall-cmd ufw nft iptables-save ip6tables-save "
             "auditctl lastlog lastlog2 ps ss netstat mdatp dnf yum zypper apk rpm apt apt-get apt-cache "
-            "needs-restarting rc-status rc-update").split()
+            "needs-restarting rc-status rc-update pro ua").split()
 _CMD_POS = ("", ";", "|", "&&", "||", "(", "{", "$(", "then", "do", "else", "if", "elif", "!")
 
 

@@ -29,6 +29,11 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("ubuntu2204", "os", "boot_time", "2026-11-13T00:00:00Z"),
     ("ubuntu2204", "os", "eol_date", "2027-04-01"),
     ("ubuntu2204", "os", "eol", False),
+    ("ubuntu2204", "os", "support_phase", "regular"),
+    ("ubuntu2204", "os", "security_sources", ["jammy-security (http://security.ubuntu.com/ubuntu/)"]),
+    ("ubuntu2204", "os", "extended_enrolled", False),  # pro client, no token, no ESM suite: not attached
+    ("ubuntu2204", "os", "update_sources[?source=='deb https://mirror.example.internal/nginx/ubuntu jammy'].security | [0]", False),
+    ("ubuntu2204", "patch", "security_index", True),
     ("ubuntu2204", "os", "extended_support_end", "2032-04-09"),
     ("ubuntu2204", "patch", "@status", COLLECTED),
     ("ubuntu2204", "patch", "manager", "apt"),
@@ -142,6 +147,10 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     # --- Ubuntu 20.04: past standard support, ESM security origin, weak SSH --------------------
     ("ubuntu2004", "os", "eol", True),
     ("ubuntu2004", "os", "extended_eol", False),
+    ("ubuntu2004", "os", "support_phase", "extended"),
+    ("ubuntu2004", "os", "extended_needs_enrolment", True),
+    ("ubuntu2004", "os", "extended_enrolled", True),  # pro status: esm-infra enabled, ESM suites configured
+    ("ubuntu2004", "os", "update_sources[?extended].source | length(@)", 4),
     ("ubuntu2004", "patch", "pending_total", 3),
     ("ubuntu2004", "patch", "pending_security", 2),
     ("ubuntu2004", "patch", "reboot_required", False),
@@ -156,6 +165,7 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("ubuntu2004", "logging_time", "time.synchronized", False),
     # --- Ubuntu 24.04: socket-activated sshd, nothing pending -----------------------------------
     ("ubuntu2404", "os", "eol_date", "2029-05-31"),
+    ("ubuntu2404", "os", "update_sources[?security].source", ["deb http://security.ubuntu.com/ubuntu/ noble-security"]),
     ("ubuntu2404", "patch", "pending_total", 0),
     ("ubuntu2404", "patch", "pending_security", 0),
     ("ubuntu2404", "patch", "reboot_required", False),
@@ -171,6 +181,8 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("debian11", "os", "version", "11.9"),
     ("debian11", "os", "eol", True),
     ("debian11", "os", "extended_eol", True),
+    ("debian11", "os", "support_phase", "ended"),  # Debian LTS for 11 ended 2026-08-31
+    ("debian11", "os", "security_sources", ["bullseye-security (https://mirror.example.internal/debian-security)"]),
     ("debian11", "patch", "pending_security", 2),
     ("debian11", "patch", "index_age_days", 125),
     ("debian11", "patch", "reboot_required", False),
@@ -200,6 +212,9 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("rhel9", "os", "family", "rhel"),
     ("rhel9", "os", "version", "9.4"),
     ("rhel9", "os", "eol_date", "2032-05-31"),
+    ("rhel9", "os", "security_sources", ["rhel-9-for-x86_64-baseos-rpms"]),  # enabled ones only
+    ("rhel9", "os", "extended_enrolled", False),  # no *-els-* repository (not needed in regular support)
+    ("rhel9", "patch", "security_index", None),  # apt only
     ("rhel9", "patch", "manager", "dnf"),
     ("rhel9", "patch", "pending_total", 8),
     ("rhel9", "patch", "pending_security", 6),
@@ -256,6 +271,8 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     # --- Rocky 8 / Alma 9 ------------------------------------------------------------------------
     ("rocky8", "os", "id", "rocky"),
     ("rocky8", "os", "eol_date", "2029-05-31"),
+    ("rocky8", "os", "security_sources", ["baseos"]),
+    ("rocky8", "os", "extended_support_end", None),  # no ELS for the rebuilds in the table
     ("rocky8", "patch", "pending_total", 4),  # wrapped long name kept, obsoletes section ignored
     ("rocky8", "patch", "pending[?starts_with(name, 'python3-libselinux')].to_version | [0]", "2.9-9.el8_10"),
     ("rocky8", "patch", "pending_security", 2),
@@ -278,6 +295,8 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("amazon2", "os", "family", "amazon"),
     ("amazon2", "os", "eol_date", "2026-06-30"),
     ("amazon2", "os", "eol", True),
+    ("amazon2", "os", "support_phase", "ended"),
+    ("amazon2", "os", "security_sources", ["amzn2-core"]),
     ("amazon2", "patch", "manager", "yum"),
     ("amazon2", "patch", "pending_total", 4),
     ("amazon2", "patch", "pending_security", 3),
@@ -294,6 +313,7 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("amazon2", "logging_time", "time.ntp_enabled", True),
     ("amazon2", "listening", "sockets[?port==`22`].address", ["*", "::"]),
     ("amazon2023", "os", "eol_date", "2029-06-30"),
+    ("amazon2023", "os", "security_sources", ["amazonlinux"]),  # kernel-livepatch disabled
     ("amazon2023", "os", "version", "2023.6.20241111"),
     ("amazon2023", "patch", "pending_total", 0),
     ("amazon2023", "patch", "pending_security", 0),
@@ -329,6 +349,7 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("alpine", "patch", "pending[?name=='libssl3'].to_version | [0]", "3.1.7-r0"),
     ("alpine", "patch", "components.openssl", "3.1.4-r5"),
     ("alpine", "os", "eol", True),
+    ("alpine", "os", "security_source", None),  # apk repositories are not modelled: unknown, not "none"
     ("alpine", "remote_admin", "ssh.use_pam", False),
     ("alpine", "logging_time", "syslog.daemon", "syslogd"),
     ("alpine", "logging_time", "journald.installed", False),
@@ -340,6 +361,26 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("debian12", "patch", "pending[?name=='openssl'].origin | [0]", "bookworm-security/main"),
     ("debian12", "os", "family", "debian"),
     ("debian12", "os", "eol_date", "2026-06-10"),
+    # lifecycle and update sources (update_sources.txt recorded on the same VM, 2026-12-05)
+    ("debian12", "os", "support_phase", "extended"),  # clock 2026-11-23: past regular support, in Debian LTS
+    ("debian12", "os", "extended_support_name", "Debian LTS"),
+    ("debian12", "os", "extended_needs_enrolment", False),
+    ("debian12", "os", "security_source", True),
+    ("debian12", "os", "security_sources", ["bookworm-security (http://deb.debian.org/debian-security)"]),
+    ("debian12", "os", "extended_enrolled", True),  # LTS ships through the security suite
+    ("debian12", "os", "update_sources[?security].file", ["/etc/apt/sources.list.d/debian.sources"]),
+    ("debian12", "os", "length(update_sources)", 3),  # deb822: one entry per suite
+    ("debian12", "os", "own_kernel", None),  # os_boot recorded before the container check existed
+    ("debian12", "patch", "security_index", True),
+    ("debian12_nonroot", "os", "security_source", True),  # sources are world-readable
+    ("debian12_lts", "os", "support_phase", "extended"),
+    ("debian12_lts", "os", "extended_enrolled", True),
+    ("debian12_lts", "os", "container", "docker"),
+    ("debian12_lts", "os", "own_kernel", False),
+    ("debian12_lts", "os", "container_evidence", ["/.dockerenv exists"]),
+    ("debian12_lts", "patch", "pending_security", 93),
+    ("debian12_lts", "patch", "days_since_update", 0),  # an install today, with 93 security updates waiting
+    ("debian12_lts", "patch", "reboot_required", None),  # a container: no flag mechanism, no /boot kernels
     ("debian12", "accounts", "shadow_readable", True),
     ("debian12", "accounts", "accounts[?name=='root'].password_state | [0]", "locked"),
     ("debian12_nonroot", "accounts", "@status", PARTIAL),

@@ -152,7 +152,7 @@ def test_command_hygiene():
         assert not bashisms.search(c.script), c.name
         assert not re.search(r"\bfind\s+/(\s|$)", c.script), c.name  # no filesystem walks
         assert "apt-get update" not in c.script and "makecache" not in c.script, c.name
-        if re.search(r"\b(dnf|yum)\b", c.script):
+        if re.search(r"\b(dnf|yum)\s", c.script):  # the tool, not a path like /etc/yum.repos.d
             assert " -C " in c.script, c.name  # cache only, never a metadata refresh
         assert 1 <= c.timeout <= 180, c.name
     names = [c.name for c in ALL_COMMANDS]
@@ -192,13 +192,24 @@ def test_registry_order_and_files_on_disk():
 
 
 def test_eol_table_is_dated_and_well_formed():
+    """Every release carries its dates, the vendor page they come from and when they were recorded; an unsure
+    entry says what is unsure; an extended end names its programme, which says whether enrolment is needed."""
     t = load_data("os_eol.yaml")
     assert isinstance(t["table_date"], date)
+    for key, prog in t["programmes"].items():
+        assert prog["name"] and isinstance(prog["enrolment"], bool) and prog["source"], key
+    assert t["programmes"]["debian-lts"]["enrolment"] is False  # LTS ships through the security suite
+    assert t["programmes"]["ubuntu-esm"]["enrolment"] and t["programmes"]["rhel-els"]["enrolment"]
     for os_id, rows in t["releases"].items():
-        assert os_id in t["sources"] and os_id in t["version_key"]
+        assert os_id in t["version_key"]
         for ver, row in rows.items():
             assert isinstance(row["eol"], date), (os_id, ver)
             assert row.get("extended") is None or row["extended"] >= row["eol"], (os_id, ver)
+            assert row["source"] and isinstance(row["recorded"], date) and row["recorded"] <= t["table_date"]
+            assert isinstance(row["certain"], bool), (os_id, ver)
+            assert row["certain"] or row.get("note"), (os_id, ver)  # unsure: says what
+            if row.get("extended") is not None:
+                assert row["programme"] in t["programmes"], (os_id, ver)
 
 
 def test_data_tables_are_well_formed():

@@ -2,8 +2,11 @@
 
 Why: an unsupported release gets no security patches, whatever the patch
 policy says. The end-of-life dates come from ``probes/data/os_eol.yaml``, a
-dated table with its sources; a release missing from it gives ``eol: null``
-(unknown), never "supported".
+dated table with a source and recording date per release; a release missing
+from it gives ``eol: null`` (unknown), never "supported". Past regular support
+a release is supported only through its extended programme: Debian LTS ships
+through the same security suite (no enrolment), Ubuntu ESM and RHEL ELS need
+the host enrolled — so the configured update sources are part of this fact.
 
 Fact schema (``data``)::
 
@@ -24,8 +27,23 @@ Fact schema (``data``)::
     extended_support_end: str|null   # end of an extended programme (Debian LTS, Ubuntu ESM, RHEL ELS)
     extended_support_name: str|null
     extended_eol: bool|null     # now is past extended_support_end (null when there is none)
-    eol_table_date: str         # when the EOL table was last checked
-    eol_source: str|null
+    extended_needs_enrolment: bool|null  # Ubuntu ESM, RHEL ELS: true; Debian LTS: false
+    support_phase: "regular"|"extended"|"ended"|null
+    eol_table_date: str         # when the EOL table was last reviewed
+    eol_source: str|null        # the vendor page the release's dates come from
+    eol_recorded: str|null      # when the release's entry was recorded
+    eol_certain: bool|null      # false: the table says a date is unsure (eol_note says which)
+    eol_note: str|null
+    update_sources: [{kind: "apt"|"rpm", source, file, enabled, security: bool, extended: bool}]  # <= 100
+    security_source: bool|null  # a vendor security channel is configured (apt <codename>-security,
+                                # an enabled errata-carrying rpm repo); null when not read/not modelled
+    security_sources: [str]     # which ones
+    extended_enrolled: bool|null     # the extended channel is there (Debian LTS: = security_source;
+                                     # Ubuntu: pro esm-infra enabled or ESM suite; RHEL: *-els-* repo)
+    extended_evidence: str|null
+    container: str|null         # "docker", "podman", "lxc", "openvz"... (systemd-detect-virt -c, marker files)
+    container_evidence: [str]
+    own_kernel: bool|null       # false in a container (it shares the host's kernel); null: not checked
     psutil_fields: [str]        # fields replaced by psutil readings (local transport only)
 """
 
@@ -37,7 +55,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping, Optional
 
 from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
-from . import identity
+from . import identity, update_sources
 from .common import NOW, iso, load_data, now_of, usable
 
 OS_BOOT = CommandSpec(
@@ -45,12 +63,14 @@ OS_BOOT = CommandSpec(
     "echo '### uptime'; cat /proc/uptime 2>&1; echo '### btime'; grep '^btime' /proc/stat 2>&1; "
     "for f in /etc/debian_version /etc/redhat-release /etc/system-release /etc/alpine-release "
     "/etc/SuSE-release; do "
-    '[ -f "$f" ] && { echo "### file $f"; head -n 3 "$f"; }; done; true',
+    '[ -f "$f" ] && { echo "### file $f"; head -n 3 "$f"; }; done; ' + update_sources.CONTAINER_SCRIPT + "; true",
     timeout=5,
     may_hang=False,
 )
 
-COMMANDS = (identity.OS_RELEASE, identity.UNAME, OS_BOOT, NOW)
+UPDATE_SOURCES = CommandSpec("update_sources", update_sources.UPDATE_SOURCES_SCRIPT, timeout=20, may_hang=False)
+
+COMMANDS = (identity.OS_RELEASE, identity.UNAME, OS_BOOT, UPDATE_SOURCES, NOW)
 
 _FAMILY_IDS = {
     "debian": "debian",
@@ -120,12 +140,17 @@ def _date(v: Any) -> Optional[date]:
 def parse_boot(text: str) -> dict[str, Any]:
     uptime = btime = None
     files: dict[str, str] = {}
+    container: Optional[list[str]] = None
     cur = None
     for line in text.splitlines():
         if line.startswith("### "):
             cur = line[4:].strip()
+            if cur == "container":
+                container = []
             continue
-        if cur == "uptime":
+        if cur == "container" and container is not None:
+            container.append(line)
+        elif cur == "uptime":
             m = re.match(r"^(\d+)(?:\.\d+)?\s", line + " ")
             if m:
                 uptime = int(m.group(1))
@@ -135,7 +160,7 @@ def parse_boot(text: str) -> dict[str, Any]:
                 btime = int(m.group(1))
         elif cur and cur.startswith("file ") and line.strip():
             files.setdefault(cur[5:], line.strip())
-    return {"uptime": uptime, "btime": btime, "files": files}
+    return {"uptime": uptime, "btime": btime, "files": files, "container": container}
 
 
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
@@ -161,7 +186,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         problems.append(prob or "uname: no output")
 
     boot, prob = usable(outputs, "os_boot")
-    b = parse_boot(boot.output) if boot is not None else {"uptime": None, "btime": None, "files": {}}
+    b = parse_boot(boot.output) if boot is not None else {"uptime": None, "btime": None, "files": {}, "container": None}
     if boot is None:
         problems.append(prob or "os_boot")
     data["boot_time"] = iso(b["btime"])
@@ -182,21 +207,113 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     table = load_data("os_eol.yaml")
     row, why = eol_entry(data["id"], data["version_id"])
     data["eol_table_date"] = str(table["table_date"])
-    data["eol_source"] = table["sources"].get(data["id"] or "") if row else None
+    data["eol_source"] = row.get("source") if row else None
+    data["eol_recorded"] = str(row["recorded"]) if row and row.get("recorded") else None
+    data["eol_certain"] = bool(row.get("certain")) if row else None
+    data["eol_note"] = row.get("note") if row else None
     eol_d = _date(row.get("eol")) if row else None
     ext_d = _date(row.get("extended")) if row else None
+    prog = (table.get("programmes") or {}).get(row.get("programme") or "") if row and ext_d else None
     data["eol_date"] = eol_d.isoformat() if eol_d else None
     data["extended_support_end"] = ext_d.isoformat() if ext_d else None
-    data["extended_support_name"] = row.get("extended_name") if row and ext_d else None
+    data["extended_support_name"] = prog["name"] if prog else None
+    data["extended_needs_enrolment"] = bool(prog["enrolment"]) if prog else None
     today = datetime.fromtimestamp(now, timezone.utc).date() if now is not None else None
     data["eol"] = (today > eol_d) if (today and eol_d) else None
     data["extended_eol"] = (today > ext_d) if (today and ext_d) else None
+    data["support_phase"] = (
+        None if data["eol"] is None
+        else "regular" if not data["eol"]
+        else "extended" if data["extended_eol"] is False
+        else "ended"
+    )
     if row is None:
         problems.append(f"end of life unknown: {why}")
     elif today is None:
         problems.append("target clock not read: eol not computed")
+
+    src, sprob = usable(outputs, "update_sources")
+    data.update(_security_sources(data, src.output if src is not None else None, table,
+                                  row.get("programme") if row and ext_d else None))
+    if src is None:
+        problems.append(f"update sources not read: {sprob}")
+    cont = update_sources.parse_container(b["container"]) if b["container"] is not None else None
+    data["container"] = cont["container"] if cont else None
+    data["container_evidence"] = cont["evidence"] if cont else []
+    # a container shares its host's kernel; null when the check did not run
+    data["own_kernel"] = None if cont is None else cont["container"] is None
     data["psutil_fields"] = []
     return fact_with_problems("os", data, problems)
+
+
+def _security_sources(data: dict[str, Any], text: Optional[str], table: dict[str, Any],
+                      programme: Optional[str]) -> dict[str, Any]:
+    """The update-source facts: configured sources, the security channel, the extended channel's enrolment."""
+    out: dict[str, Any] = {"update_sources": [], "security_source": None, "security_sources": [],
+                           "extended_enrolled": None, "extended_evidence": None}
+    if text is None:
+        return out
+    s = update_sources.parse_sources(text)
+    fam, os_id = data["family"], data["id"]
+    srcs: list[dict[str, Any]] = []
+    ext_seen: list[str] = []
+    if fam == "debian":
+        sec, esm = update_sources.apt_security(s["apt"], os_id, data["codename"])
+        sec_ids, esm_ids = {id(e) for e in sec}, {id(e) for e in esm}
+        for e in s["apt"]:
+            srcs.append({"kind": "apt", "source": f"{e['type']} {e['uri']} {e['suite']}", "file": e["file"],
+                         "enabled": e["enabled"], "security": id(e) in sec_ids, "extended": id(e) in esm_ids})
+        names = sorted({f"{e['suite']} ({e['uri']})" for e in sec})
+        out["security_sources"] = names
+        if sec:
+            out["security_source"] = True
+        elif s["apt_unreadable"]:
+            out["security_source"] = None
+        else:
+            out["security_source"] = False
+        ext_seen = sorted({f"{e['suite']} ({e['uri']})" for e in esm})
+    elif fam in ("rhel", "amazon"):
+        sec, els = update_sources.rpm_security(s["rpm"], os_id, table.get("rpm_security_repos") or {},
+                                               table.get("rpm_els_repos") or [])
+        sec_ids, els_ids = {id(r) for r in sec}, {id(r) for r in els}
+        for r in s["rpm"]:
+            srcs.append({"kind": "rpm", "source": r["id"], "file": r["file"], "enabled": r["enabled"],
+                         "security": id(r) in sec_ids, "extended": id(r) in els_ids})
+        out["security_sources"] = sorted({r["id"] for r in sec} | {r["id"] for r in els})
+        if os_id in (table.get("rpm_security_repos") or {}):
+            out["security_source"] = bool(sec or els)
+        ext_seen = sorted(r["id"] for r in els)
+    out["update_sources"] = srcs[:100]
+    pro = s["pro"]
+    if programme == "debian-lts":
+        # Debian LTS ships through the release's own security suite: no enrolment to see
+        out["extended_enrolled"] = out["security_source"]
+        out["extended_evidence"] = (
+            "security suite configured: " + ", ".join(out["security_sources"]) if out["security_source"]
+            else "no security suite configured" if out["security_source"] is False else None)
+    elif programme == "ubuntu-esm":
+        infra = pro["services"].get("esm-infra")
+        esm_infra = [x for x in ext_seen if "-infra-" in x]
+        if infra == "enabled" or esm_infra:
+            out["extended_enrolled"] = True
+            out["extended_evidence"] = "; ".join(
+                ([f"pro status: esm-infra {infra}"] if infra else [])
+                + ([f"ESM suite configured: {', '.join(esm_infra)}"] if esm_infra else []))
+        elif pro["attached"] is False or infra is not None:
+            out["extended_enrolled"] = False
+            out["extended_evidence"] = ("pro status: esm-infra " + infra if infra is not None
+                                        else "not attached to Ubuntu Pro, no ESM suite configured")
+        elif not pro["tool"] and not s["apt_unreadable"]:
+            out["extended_enrolled"] = False
+            out["extended_evidence"] = "no Ubuntu Pro client (pro/ua) and no ESM suite configured"
+    elif programme == "rhel-els":
+        if ext_seen:
+            out["extended_enrolled"] = True
+            out["extended_evidence"] = "ELS repository enabled: " + ", ".join(ext_seen)
+        elif s["rpm"]:
+            out["extended_enrolled"] = False
+            out["extended_evidence"] = "no *-els-* repository enabled in /etc/yum.repos.d"
+    return out
 
 
 def local(fact: Fact) -> Fact:

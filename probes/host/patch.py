@@ -17,6 +17,8 @@ Fact schema (``data``)::
     manager: "apt"|"dnf"|"yum"|"zypper"|"apk"|null
     index_updated: str|null       # newest package-index file on the target (ISO UTC)
     index_age_days: int|null      # its age; a stale index undercounts pending updates
+    security_index: bool|null     # apt: an index of a security suite is there (-security, /updates, ESM);
+                                  # without one "0 security updates" says nothing. null: not apt / not read
     pending_total: int|null       # packages with a newer version in the cached index
     pending_security: int|null    # of which security updates
     security_advisories: int|null # dnf/yum: distinct advisories (RHSA/ALAS/...)
@@ -206,6 +208,13 @@ def _rc(lines: list[str]) -> Optional[int]:
 def _index_age(lines: list[str]) -> Optional[int]:
     times = [int(ln.split()[0]) for ln in lines if ln.split() and ln.split()[0].isdigit()]
     return max(times) if times else None
+
+
+def _security_index(lines: list[str]) -> bool:
+    """Whether apt's lists hold a security suite's Release file (``…_dists_bookworm-security_InRelease``,
+    ``…_dists_buster_updates_InRelease``, ESM's ``…-infra-security_…``)."""
+    names = [ln.split(None, 1)[1] for ln in lines if len(ln.split(None, 1)) == 2]
+    return any(re.search(r"_dists_[^/]*(-security|_updates)_(In)?Release$", n) for n in names)
 
 
 def nevra_name(nevra: str) -> str:
@@ -434,6 +443,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     idx = _index_age(pmap.get("index", []))
     data["index_updated"] = iso(idx)
     data["index_age_days"] = days_since(idx, now)
+    data["security_index"] = _security_index(pmap.get("index", [])) if manager == "apt" else None
     pending: Optional[list[dict[str, Any]]] = None
     sec_count: Optional[int] = None
     advisories: Optional[int] = None
