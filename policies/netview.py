@@ -217,6 +217,21 @@ def cleartext(ports: list[dict[str, Any]], endpoints: list[dict[str, Any]], site
     return out, unclear
 
 
+def open_ports(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Open ports once per (address, port, protocol), with the vantages that saw them (``label``: "a:p [v, …]")."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for p in ports:
+        k = (p.get("address"), p.get("port"), p.get("proto", "tcp"))
+        cur = out.setdefault(k, {"address": k[0], "port": k[1], "proto": k[2], "service": p.get("service"),
+                                 "vantages": []})
+        if p.get("vantage") and p["vantage"] not in cur["vantages"]:
+            cur["vantages"].append(p["vantage"])
+    for c in out.values():
+        c["vantages"].sort()
+        c["label"] = f"{c['address']}:{c['port']}" + (f" [{', '.join(c['vantages'])}]" if c["vantages"] else "")
+    return list(out.values())
+
+
 def _tls_view(endpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for e in endpoints:
         e["label"] = f"{e.get('host')}:{e.get('port')}" + (f" [{', '.join(e['vantages'])}]" if e.get("vantages") else "")
@@ -256,7 +271,7 @@ def host_view(meta: Mapping[str, Any], run_ctx: Mapping[str, Any], owned: list[s
     clear, unclear = cleartext(ports, endpoints, sites)
     by_vantage = {v: [p for p in ports if p["vantage"] == v] for v in covered}
     return {"net": {"scanned": bool(covered), "addresses": list(owned), "covered": covered,
-                    "vantages": list(covered), "ports": ports, "by_vantage": by_vantage,
+                    "vantages": list(covered), "ports": ports, "open": open_ports(ports), "by_vantage": by_vantage,
                     "external_web_ports": [p for p in by_vantage.get("external", [])
                                            if p.get("proto", "tcp") == "tcp" and p.get("port") in WEB_PORTS]},
             "tls_endpoints": _tls_view(endpoints), "web_sites": sites, "cleartext": clear,
@@ -312,7 +327,7 @@ def network_view(run_ctx: Mapping[str, Any], owners: Mapping[str, list[str]]) ->
             # the network row has no addresses of its own to cover: it judges what is there (nothing: n/a)
             "net": {"scanned": True, "scans_finished": bool(scans), "addresses": [],
                     "covered": {v: [] for v in vantages},
-                    "vantages": vantages, "ports": ports,
+                    "vantages": vantages, "ports": ports, "open": open_ports(ports),
                     "by_vantage": {v: [p for p in ports if p["vantage"] == v] for v in vantages},
                     "external_web_ports": [p for p in ports if p["vantage"] == "external"
                                            and p.get("port") in WEB_PORTS]},

@@ -383,7 +383,8 @@ def _entry_from_result(entry: dict[str, Any], res: Any, system: _TrustStore,
                 "ServerRejectedOpportunisticTlsNegotiation":
             # the service answered and refused the upgrade: it speaks cleartext (a finding), not a failed assessment
             entry["status"] = "cleartext"
-            entry["reason"] = f"{entry['starttls']} service refused the TLS upgrade: {_trace_text(trace)}"
+            said = re.findall(r'"([^"]{1,200})"', _trace_text(trace))  # sslyze's message without the address
+            entry["reason"] = f"{entry['starttls']} service refused the TLS upgrade" + (f" ({said[-1]})" if said else "")
             return
         entry["status"] = "unknown"
         entry["reason"] = f"no TLS connection: {_trace_text(trace)}"
