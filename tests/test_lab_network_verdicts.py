@@ -71,7 +71,8 @@ def bundles(netlab, signing_key, tmp_path_factory):
                 {"name": "lab-doc", "cidr": DOC_NET, "zone": "external"}]
     rc, so, se = netlab.scan(inventory(netlab, nets_int), internal, signing_key, "-q", timeout=600)
     assert rc == 0 and os.path.exists(os.path.join(internal, "results.json")), f"{rc}\n{so[-1500:]}\n{se[-3000:]}"
-    rc, so, se = netlab.scan(inventory(netlab, [{"name": "lab-doc", "cidr": DOC_NET, "zone": "external"}]),
+    # the external scanner also scans the internal range (which it cannot reach): "covered, nothing open" there
+    rc, so, se = netlab.scan(inventory(netlab, nets_int),
                              external, signing_key, "--only", "network,tls,web", "--vantage", "external", "-q",
                              timeout=600, ns=labmod.EXT_SCANNER_NS)
     assert rc in (0, 2) and os.path.exists(os.path.join(external, "results.json")), f"{rc}\n{se[-3000:]}"
