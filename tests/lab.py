@@ -17,7 +17,11 @@ the hosts differ. The lab starts several hosts that really are different, each w
   listeners and stand-in daemons named like the real ones (``comm`` is the script name).
 
 Scans run inside a scanner namespace on the same bridge, with ``scope.allow`` set to
-the lab subnet only. Every namespace, interface, process and file is named with the
+the lab subnet only (plus, for network-vantage scenarios, a documentation range such as 203.0.113.16/28 that
+exists only inside the lab: ``HostSpec.extra_addresses`` puts such an address on a host's interface,
+``Lab(scanner_addresses=…, external_scanner=…)`` gives the scanner one and starts a second scanner namespace,
+:data:`EXT_SCANNER_NS`, at the "external" vantage). ``HostSpec.tls_ports`` serves listener ports over TLS with a
+self-signed lab certificate; a listener on port 21 is an FTP server that refuses AUTH TLS. Every namespace, interface, process and file is named with the
 prefix ``ea-lab-``; a crashed earlier run is cleaned up at start, and :meth:`Lab.stop`
 removes everything even after a failure. A lock file serialises labs across processes.
 
