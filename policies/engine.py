@@ -400,7 +400,8 @@ class Evaluator:
         base = {k: (v.get("data") or {}) for k, v in facts.items() if v.get("status") != "not_collected"}
         if h.owned is None:
             h.owned = netview.host_addresses(h.meta, base)
-        base.update(host_net_view(h.meta, run_ctx, h.owned))
+        view = host_net_view(h.meta, run_ctx, h.owned)
+        base.update(view)
         base.update({k: v for k, v in run_ctx.items() if k in RUN_FACTS})
         base["host"] = h.meta
         base["session"] = h.session or {}
@@ -410,6 +411,8 @@ class Evaluator:
         for ri, rule in enumerate(self.profile.rules):
             if rule.scope != "run":
                 ev = [e for f in rule.facts for e in (h.evidence.get(f, []) + run_evidence.get(f, []))]
+                if rule.scope == HOST_AND_NETWORK:  # the files of its own endpoints and URLs
+                    ev = netview.own_evidence(ev, view)
                 out.append((ri, self._judge(ri, si, rule, h.meta, dict(base), status, h.collected, h.error, ev)))
         return out
 
@@ -451,6 +454,8 @@ class Evaluator:
         for ri, rule in enumerate(rules):
             if rule.scope in ("run", HOST_AND_NETWORK):
                 ev = [e for f in rule.facts for e in run_evidence.get(f, [])]
+                if rule.scope == HOST_AND_NETWORK:
+                    ev = netview.own_evidence(ev, net_ctx)
                 place(NETWORK_HOST, rule, self._judge(ri, -1, rule, net_meta, dict(net_ctx), run_facts, True, None,
                                                       ev))
         for si, h in enumerate(hosts):

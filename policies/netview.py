@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
@@ -275,7 +276,7 @@ def host_view(meta: Mapping[str, Any], run_ctx: Mapping[str, Any], owned: list[s
                     "external_web_ports": [p for p in by_vantage.get("external", [])
                                            if p.get("proto", "tcp") == "tcp" and p.get("port") in WEB_PORTS]},
             "tls_endpoints": _tls_view(endpoints), "web_sites": sites, "cleartext": clear,
-            "cleartext_unclear": unclear}
+            "cleartext_unclear": unclear, "evidence_labels": _labels(endpoints, sites)}
 
 
 def network_view(run_ctx: Mapping[str, Any], owners: Mapping[str, list[str]]) -> dict[str, Any]:
@@ -332,4 +333,28 @@ def network_view(run_ctx: Mapping[str, Any], owners: Mapping[str, list[str]]) ->
                     "external_web_ports": [p for p in ports if p["vantage"] == "external"
                                            and p.get("port") in WEB_PORTS]},
             "tls_endpoints": _tls_view(endpoints), "web_sites": sites, "cleartext": clear,
-            "cleartext_unclear": unclear}
+            "cleartext_unclear": unclear, "evidence_labels": _labels(endpoints, sites)}
+
+
+def _component(label: str) -> str:
+    """The label as the bundle writes it into an evidence file name (collectors.bundle.safe_component)."""
+    return re.sub(r"[^\w.\-가-힣]", "_", label).strip("._")[:80]
+
+
+_PER_TARGET = re.compile(r"_network_(tls|web)_")
+
+
+def _labels(endpoints: list[dict[str, Any]], sites: list[dict[str, Any]]) -> list[str]:
+    return sorted({_component(str(e["evidence"])) for e in endpoints + sites if e.get("evidence")})
+
+
+def own_evidence(files: Iterable[str], view: Mapping[str, Any]) -> list[str]:
+    """The evidence files a subject's verdict rests on: per-endpoint TLS and per-URL web files only for the
+    endpoints and URLs in its view (``evidence_labels``); every other file (nmap XML …) as it is."""
+    names = view.get("evidence_labels") or []
+    out = []
+    for f in files:
+        stem = f.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        if not _PER_TARGET.search(stem) or any(stem.endswith("_network_" + n) for n in names):
+            out.append(f)
+    return out

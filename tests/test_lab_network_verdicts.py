@@ -150,6 +150,10 @@ def test_every_inventory_host_has_its_own_15_4_1_and_12_1_1_rows(bundles):
     assert tp["status"] == "implemented", tp["detail"]
     assert f"{APP_PUBLIC}:443 [external, internal]" in tp["detail"]["en"]
     assert "10.231.0.17:443 [internal]" in tp["detail"]["en"]
+    # its evidence (B) is the files of its own endpoints (one per vantage), not those of other hosts
+    tls_files = [e for e in tp["evidence"] if "_network_tls_" in e]
+    assert len([e for e in tls_files if e.endswith(f"_tls_{APP_PUBLIC}_443.json")]) == 2, tls_files
+    assert not [e for e in tls_files if "10.231.0.20" in e or "10.231.0.18" in e], tls_files
     # the HTML report: a 15.4.1 row (C column) for every inventory host
     sec = bundles["html"].split('id="item-15.4.1"', 1)[1].split("</section>", 1)[0]
     for h in HOSTS:
