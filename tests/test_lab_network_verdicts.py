@@ -123,6 +123,9 @@ def test_second_address_reachable_from_outside_fails_14_2_1_and_15_1_1(bundles):
     assert g["status"] == "not_implemented", g["detail"]
     assert f"{APP_PUBLIC}:22" in g["detail"]["en"] and f"{APP_PUBLIC}:443" in g["detail"]["en"]
     assert host_status(res, "15.1.1", "lab-app") == "not_implemented"
+    # no DMZ in this inventory: the organisation-level 15.1.1 row is unknown with the guide's reason, never 이행
+    d = finding(res, "15.1.1", "_network", "dmz-in-place")
+    assert d["status"] == "unknown" and "no DMZ host or network" in d["detail"]["en"], d
     assert host_status(res, "14.2.1", "lab-app") != "implemented"
     # the host's own sshd on a non-private address, no firewall: the host-side rule agrees
     s = finding(res, "14.2.1", "lab-app", "sshd-exposure")
