@@ -45,10 +45,13 @@ class Host:
     become: bool = False
     declared: dict[str, Any] = field(default_factory=dict)  # free declarations policies may read
     line: Optional[int] = None
+    addresses: list[str] = field(default_factory=list)  # aliases it owns too (NAT, VIP, load-balancer front end)
+    public: Optional[bool] = None  # a public server (14.5.1) whatever its zone; false: declared not public
 
     def meta(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "transport": self.transport,
-                "roles": list(self.roles), "zone": self.zone, "declared": self.declared}
+                "roles": list(self.roles), "zone": self.zone, "declared": self.declared,
+                "addresses": list(self.addresses), "public": self.public}
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Inventory:
     timeouts: Timeouts = field(default_factory=Timeouts)
     policy: dict[str, Any] = field(default_factory=dict)  # parameter overrides (global/zones/roles/hosts)
     waivers: list[dict[str, Any]] = field(default_factory=list)
+    declared: dict[str, Any] = field(default_factory=dict)  # organisation-wide declarations (declare:)
     nmap: dict[str, Any] = field(default_factory=dict)
     tls_options: dict[str, Any] = field(default_factory=dict)
 
@@ -134,7 +138,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     if root.value is None:
         raise ConfigError(path, 1, "", "the inventory is empty")
     root.mapping({"version", "organisation", "scope", "defaults", "hosts", "networks", "tls", "web", "policy",
-                  "waivers", "nmap", "tls_options"}, required=("version", "scope"))
+                  "waivers", "nmap", "tls_options", "declare"}, required=("version", "scope"))
     version = root.get("version")
     if version.int() != 1:
         raise version.error("unsupported inventory version (expected 1)")
@@ -172,8 +176,8 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     hosts: list[Host] = []
     names: set[str] = set()
     for hn in root.get("hosts").seq():
-        hn.mapping({"name", "address", "transport", "roles", "zone", "ssh", "become", "declare"},
-                   required=("name",))
+        hn.mapping({"name", "address", "transport", "roles", "zone", "ssh", "become", "declare", "addresses",
+                    "public"}, required=("name",))
         name = hn.get("name").req_str()
         if not _NAME.match(name):
             raise hn.get("name").error("host names are letters, digits, '.', '_' and '-' (max 63)")
@@ -196,11 +200,23 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         declared = hn.get("declare").value if hn.has("declare") else {}
         if declared is not None and not isinstance(declared, dict):
             raise hn.get("declare").error("expected a mapping of declarations (e.g. compensating_controls)")
+        aliases = []
+        for an in hn.get("addresses").seq():  # other addresses the host owns: each an IP inside scope
+            a = an.req_str()
+            try:
+                ipaddress.ip_address(a)
+                scope.check_address(a, f"host {name} alias")
+            except ScopeError as e:
+                raise an.error(str(e)) from None
+            except ValueError:
+                raise an.error(f"not an IP address: {a!r}") from None
+            aliases.append(str(ipaddress.ip_address(a)))
         hosts.append(Host(
             name=name, address=address, transport=transport,
             roles=hn.get("roles").str_list(), zone=hn.get("zone").str(),
             ssh=ssh, become=hn.get("become").bool(ssh.become),
-            declared=_plain(declared or {}), line=hn.line,
+            declared=_plain(declared or {}), line=hn.line, addresses=aliases,
+            public=hn.get("public").bool() if hn.has("public") else None,
         ))
 
     networks: list[Network] = []
@@ -251,10 +267,14 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     if tls_opts.value is not None:
         tls_opts.mapping({"ca_file", "network_timeout", "robot", "http_headers"})
     org = root.get("organisation").str()
+    decl = root.get("declare")
+    if decl.value is not None and not isinstance(decl.value, dict):
+        raise decl.error("expected a mapping of organisation-wide declarations (e.g. no_public_servers)")
     return Inventory(
         path=path, organisation=org, scope=scope, hosts=hosts, networks=networks, tls=tls, urls=urls,
         timeouts=timeouts, policy=_policy_with_lines(policy),
         waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
+        declared=_plain(decl.value or {}),
         tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
     )
 

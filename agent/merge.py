@@ -17,9 +17,10 @@ from collectors.bundle import BundleWriter, now_iso, read_json, safe_component
 from collectors.verify import verify_bundle
 from policies.engine import Evaluator, HostInput
 from policies.model import load_profile
+from policies.netview import dedupe_endpoints, dedupe_sites
 
 from . import __version__
-from .run import finalize
+from .run import evaluation_inventory, finalize
 
 SOURCE_FILES = ("manifest.json", "manifest.json.sig", "SHA256SUMS", "SHA256SUMS.sig", "allowed_signers")
 
@@ -114,8 +115,9 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
             run_evidence.setdefault(probe, []).extend(
                 writer.copy_evidence(src, f, "network", idx.get(f, {})) for f in (net.get("evidence") or {}).get(probe, []))
     run_facts: dict[str, dict[str, Any]] = {}
-    for probe, data in (("network_scan", {"scans": scans}), ("tls", {"endpoints": endpoints}),
-                        ("web", {"urls": sites})):
+    # one entry per endpoint and per URL, with every vantage that saw it
+    for probe, data in (("network_scan", {"scans": scans}), ("tls", {"endpoints": dedupe_endpoints(endpoints)}),
+                        ("web", {"urls": dedupe_sites(sites)})):
         if probe in status:
             run_facts[probe] = {"probe": probe, "status": status[probe], "reason": None, "data": data}
     if run_facts:
@@ -128,9 +130,11 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
     merged_inv = {"organisation": first_inv.get("organisation"), "scope": {"allow": allow, "deny": deny},
                   "hosts": list(hosts_meta.values()),
                   "networks": [n for _, _, inv, _ in loaded for n in inv.get("networks", [])],
-                  "policy": first_inv.get("policy") or {}, "waivers": first_inv.get("waivers") or []}
+                  "policy": first_inv.get("policy") or {}, "waivers": first_inv.get("waivers") or [],
+                  "declared": first_inv.get("declared") or {}}
     writer.write_json("inventory.json", merged_inv)
-    evaluator = Evaluator(profile, merged_inv["policy"], merged_inv["waivers"])
+    evaluator = Evaluator(profile, merged_inv["policy"], merged_inv["waivers"],
+                          inventory=evaluation_inventory(merged_inv))
     run_meta = {"id": str(uuid.uuid4()), "started": now_iso(), "profile": profile.catalog.profile,
                 "tool_version": __version__, "vantage": "merged",
                 "vantages": sorted({m["vantage"] for m in merged_from if m["vantage"]}),

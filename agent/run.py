@@ -21,6 +21,7 @@ from collectors import signing
 from collectors.bundle import BundleWriter, now_iso, safe_component, seal
 from policies.engine import Evaluator, HostInput, summarize
 from policies.model import Profile
+from policies.netview import normalize_url
 from probes.base import Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
 from probes.batch import dedupe
 from probes.host import PROBES
@@ -207,7 +208,8 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
     if "web" in opts.only and (inv.urls or scanned):
         try:
             from probes.net import web
-            urls = list(inv.urls)
+            # one check per URL: http://a:80/ and http://a/ are the same URL
+            urls = list(dict.fromkeys(normalize_url(u) for u in inv.urls))
             if scanned:
                 urls += [u for u in web_urls_from_scan(facts["network_scan"]) if u not in urls]
             if not urls:
@@ -245,7 +247,7 @@ def web_urls_from_scan(network_scan: dict[str, Any]) -> list[str]:
                         continue
                     scheme = "https" if tls or (WEB_PORTS.get(p["port"]) == "https" and svc != "http") else "http"
                     host = h["address"] if ":" not in h["address"] else f"[{h['address']}]"
-                    urls.append(f"{scheme}://{host}:{p['port']}/")
+                    urls.append(normalize_url(f"{scheme}://{host}:{p['port']}/"))
     return sorted(set(urls))
 
 
@@ -260,7 +262,8 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
     writer.create()
     started = now_iso()
     run_id = str(uuid.uuid4())
-    evaluator = Evaluator(opts.profile, inv.policy, inv.waivers)  # validates waivers before any packet
+    evaluator = Evaluator(opts.profile, inv.policy, inv.waivers,  # validates waivers before any packet
+                          inventory=evaluation_inventory(inventory_record(inv)))
     hosts_in: list[HostInput] = []
     obs = opts.observer
     # The network families run first: their facts are then final, so each host can be judged by its
@@ -317,7 +320,12 @@ def inventory_record(inv: Inventory) -> dict[str, Any]:
     return {"organisation": inv.organisation, "scope": inv.scope.to_json(),
             "hosts": [h.meta() for h in inv.hosts],
             "networks": [{"name": n.name, "cidr": n.cidr, "zone": n.zone} for n in inv.networks],
-            "policy": inv.policy, "waivers": inv.waivers}
+            "policy": inv.policy, "waivers": inv.waivers, "declared": inv.declared}
+
+
+def evaluation_inventory(record: dict[str, Any]) -> dict[str, Any]:
+    """What run-scope rules read of the inventory besides its hosts: networks and organisation-wide declarations."""
+    return {"networks": record.get("networks") or [], "declared": record.get("declared") or {}}
 
 
 def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInput], run_facts: dict[str, Any],

@@ -14,7 +14,6 @@ passes make ``implemented``; nothing applicable makes ``not_applicable``.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import threading
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, Iterable, Optional
 
 from agent.yamlsrc import ConfigError
 
+from . import netview
 from .expr import ExprError, bind_params, evaluate, fmt, render, truthy
 from .model import Profile, Rule
 
@@ -47,6 +47,8 @@ def labels_for(scale: Optional[str], lang: str) -> dict[str, str]:
 
 RUN_FACTS = ("network_scan", "tls", "web")
 NETWORK_HOST = "_network"
+#: rule scope: judged per host over what it owns, plus a network row for what no host owns
+HOST_AND_NETWORK = "host+network"
 
 
 def aggregate(statuses: Iterable[str]) -> str:
@@ -93,6 +95,7 @@ class HostInput:
     session: Optional[dict[str, Any]] = None  # how the host was reached (transport info), rules see it as `session`
     facts_file: Optional[str] = None  # facts/<host>.json of the bundle, when facts are not kept in memory
     judged: Optional[list[tuple[int, dict[str, Any]]]] = None  # (rule index, finding), when judged early
+    owned: Optional[list[str]] = None  # addresses the host owns (policies.netview), set when first judged
 
     def load_facts(self) -> dict[str, dict[str, Any]]:
         """The facts; on large fleets the collector drops them from memory and they are read back here."""
@@ -190,8 +193,9 @@ def check_param_types(profile: Profile, policy: dict[str, Any]) -> None:
 
 class Evaluator:
     def __init__(self, profile: Profile, policy: dict[str, Any], waivers: list[dict[str, Any]],
-                 today: Optional[dt.date] = None) -> None:
+                 today: Optional[dt.date] = None, inventory: Optional[dict[str, Any]] = None) -> None:
         self.profile = profile
+        self.inventory = inventory or {}  # networks and organisation-wide declarations, for run-scope rules
         self.policy = policy or {}
         check_param_types(profile, self.policy)
         self.today = today or dt.date.today()
@@ -458,7 +462,10 @@ class Evaluator:
         run_ctx = {k: (v.get("data") or {}) for k, v in run_facts.items() if v.get("status") != "not_collected"}
         facts = h.load_facts()
         base = {k: (v.get("data") or {}) for k, v in facts.items() if v.get("status") != "not_collected"}
-        base.update(host_net_view(h.meta, run_ctx))
+        if h.owned is None:
+            h.owned = netview.host_addresses(h.meta, base)
+        view = host_net_view(h.meta, run_ctx, h.owned)
+        base.update(view)
         base.update({k: v for k, v in run_ctx.items() if k in RUN_FACTS})
         base["host"] = h.meta
         base["session"] = h.session or {}
@@ -468,6 +475,8 @@ class Evaluator:
         for ri, rule in enumerate(self.profile.rules):
             if rule.scope != "run":
                 ev = [e for f in rule.facts for e in (h.evidence.get(f, []) + run_evidence.get(f, []))]
+                if rule.scope == HOST_AND_NETWORK:  # the files of its own endpoints and URLs
+                    ev = netview.own_evidence(ev, view)
                 out.append((ri, self._judge(ri, si, rule, h.meta, dict(base), status, h.collected, h.error, ev)))
         return out
 
@@ -481,7 +490,8 @@ class Evaluator:
         # large fleets), or were judged already by the collector; results keep the order of a rule-by-rule
         # pass: records are laid out first in that order, and deviations are sorted back into it at the end.
         for rule in rules:
-            names = [NETWORK_HOST] if rule.scope == "run" else [h.meta["name"] for h in hosts]
+            names = [NETWORK_HOST] if rule.scope == "run" else [h.meta["name"] for h in hosts] + (
+                [NETWORK_HOST] if rule.scope == HOST_AND_NETWORK else [])
             for item in rule.items:
                 slot = per_item.setdefault(item, {})
                 for n in names:
@@ -493,12 +503,25 @@ class Evaluator:
                 hrec["findings"].append(f)
                 hrec["evidence"] = sorted(set(hrec["evidence"]) | set(f["evidence"]))
 
+        # Run-scope rules and the network row see what no inventory host owns: every host's addresses first.
+        for h in hosts:
+            if h.owned is None:
+                facts = h.load_facts()
+                h.owned = netview.host_addresses(h.meta, {k: (v.get("data") or {}) for k, v in facts.items()
+                                                          if v.get("status") != "not_collected"})
+        net_ctx = dict(run_ctx)
+        net_ctx.update(netview.network_view(run_ctx, {h.meta["name"]: h.owned or [] for h in hosts}))
+        net_ctx["inventory"] = {"hosts": [{**h.meta, "owned": h.owned} for h in hosts],
+                                "networks": self.inventory.get("networks") or [],
+                                "declared": self.inventory.get("declared") or {}}
+        net_ctx["host"] = net_meta
         for ri, rule in enumerate(rules):
-            if rule.scope == "run":
-                ctx = dict(run_ctx)
-                ctx["inventory"] = {"hosts": [h.meta for h in hosts]}
+            if rule.scope in ("run", HOST_AND_NETWORK):
                 ev = [e for f in rule.facts for e in run_evidence.get(f, [])]
-                place(NETWORK_HOST, rule, self._judge(ri, -1, rule, net_meta, ctx, run_facts, True, None, ev))
+                if rule.scope == HOST_AND_NETWORK:
+                    ev = netview.own_evidence(ev, net_ctx)
+                place(NETWORK_HOST, rule, self._judge(ri, -1, rule, net_meta, dict(net_ctx), run_facts, True, None,
+                                                      ev))
         for si, h in enumerate(hosts):
             judged = h.judged if h.judged is not None else self.judge_host(si, h, run_facts, run_evidence)
             for ri, f in judged:
@@ -525,40 +548,7 @@ class Evaluator:
                 "waivers": [{k: v for k, v in w.items()} for w in self.waivers]}
 
 
-def host_net_view(meta: dict[str, Any], run_ctx: dict[str, Any]) -> dict[str, Any]:
-    """What the network probes saw of this host's address, per vantage (for host-scope rules).
-
-    ``net.by_vantage`` has an entry only for vantages whose finished scans covered the
-    host's address, so "nothing open from outside" is only ever said after looking.
-    """
-    addr = meta.get("address")
-    try:
-        ip = ipaddress.ip_address(addr) if addr else None
-    except ValueError:
-        ip = None
-    ports: list[dict[str, Any]] = []
-    covered: list[str] = []
-    for scan in (run_ctx.get("network_scan") or {}).get("scans", []) or []:
-        if scan.get("error") or ip is None:
-            continue
-        try:
-            inside = ip in ipaddress.ip_network(scan.get("cidr") or "", strict=False)
-        except ValueError:
-            inside = False
-        if not inside:
-            continue
-        v = scan.get("vantage")
-        if v not in covered:
-            covered.append(v)
-        for h in scan.get("hosts", []) or []:
-            if h.get("address") == addr:
-                for p in h.get("ports", []) or []:
-                    if p.get("state") in ("open", "open|filtered"):
-                        ports.append({**p, "vantage": v})
-    tls = [e for e in (run_ctx.get("tls") or {}).get("endpoints", []) or [] if e.get("host") == addr or e.get("ip") == addr]
-    web = [u for u in (run_ctx.get("web") or {}).get("urls", []) or [] if u.get("ip") == addr]
-    return {"net": {"scanned": bool(covered), "vantages": covered, "ports": ports,
-                    "by_vantage": {v: [p for p in ports if p["vantage"] == v] for v in covered}},
-            "tls_endpoints": tls, "web_sites": web}
-
-
+def host_net_view(meta: dict[str, Any], run_ctx: dict[str, Any], owned: Optional[list[str]] = None) -> dict[str, Any]:
+    """What the network probes saw on the addresses this host owns (its declared address, inventory
+    aliases, and, given ``owned``, its interfaces' addresses), per vantage: see :mod:`policies.netview`."""
+    return netview.host_view(meta, run_ctx, owned if owned is not None else netview.host_addresses(meta, {}))

@@ -60,7 +60,7 @@ class Rule:
     title: dict[str, str]
     criterion: str  # the quote for the first item (kept for readers of older results)
     level: str  # must | recommend
-    scope: str  # host | run
+    scope: str  # host | run | host+network (per host over what it owns, plus a row for what nobody owns)
     facts: list[str]
     params: dict[str, Any]
     guide_limits: dict[str, dict[str, Any]]
@@ -204,7 +204,7 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
             title=_text(rn.get("title")),
             criterion=criteria[items[0]] if items else "",
             level=rn.get("level").str("must", choices=("must", "recommend")) or "must",
-            scope=rn.get("scope").str("host", choices=("host", "run")) or "host",
+            scope=rn.get("scope").str("host", choices=("host", "run", "host+network")) or "host",
             facts=rn.get("facts").str_list(),
             params={str(k): v for k, v in params.items()},
             guide_limits=limits,

@@ -17,7 +17,11 @@ the hosts differ. The lab starts several hosts that really are different, each w
   listeners and stand-in daemons named like the real ones (``comm`` is the script name).
 
 Scans run inside a scanner namespace on the same bridge, with ``scope.allow`` set to
-the lab subnet only. Every namespace, interface, process and file is named with the
+the lab subnet only (plus, for network-vantage scenarios, a documentation range such as 203.0.113.16/28 that
+exists only inside the lab: ``HostSpec.extra_addresses`` puts such an address on a host's interface,
+``Lab(scanner_addresses=…, external_scanner=…)`` gives the scanner one and starts a second scanner namespace,
+:data:`EXT_SCANNER_NS`, at the "external" vantage). ``HostSpec.tls_ports`` serves listener ports over TLS with a
+self-signed lab certificate; a listener on port 21 is an FTP server that refuses AUTH TLS. Every namespace, interface, process and file is named with the
 prefix ``ea-lab-``; a crashed earlier run is cleaned up at start, and :meth:`Lab.stop`
 removes everything even after a failure. A lock file serialises labs across processes.
 
@@ -71,6 +75,7 @@ SUBNET = "10.231.0.0/24"  # netns lab address (only inside the lab's namespaces)
 PREFIX_LEN = 24
 SCANNER_IP = "10.231.0.2"  # netns lab address
 VOID_IP = "10.231.0.99"  # netns lab address: nothing answers here
+EXT_SCANNER_NS = PREFIX + "ext"  # a scanner at the "external" vantage (only when Lab(external_scanner=...))
 CONNECT_TIMEOUT = 3  # seconds, the scan inventories' ssh connect_timeout
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -119,6 +124,8 @@ class HostSpec:
     apt_state: Optional[str] = None
     apt_days_ago: int = 2
     apt_pending: str = "openssl"
+    extra_addresses: tuple[str, ...] = ()  # more "addr/prefix" on eth0 (documentation ranges, lab netns only); sshd too
+    tls_ports: tuple[int, ...] = ()  # listener ports served over TLS (self-signed lab certificate), HTTP inside
 
 
 WEB_FIREWALL = f"""*filter
@@ -305,14 +312,50 @@ class _Lock:
 # per-host files
 
 LISTENER = """\
-# Lab stand-in daemon: listens on the TCP ports given as arguments (none: just idles).
-# Its process name (comm) is this file's name, so ps shows nginx, mysqld, clamd...
-import os, select, socket, sys
+# Lab stand-in daemon: listens on the TCP ports given as arguments (none: just idles); "443s" serves port 443 over
+# TLS with the lab certificate (../tls.crt, ../tls.key). Its process name (comm) is this file's name.
+import os, select, socket, ssl, sys, threading
 banners = {{23: b"\\xff\\xfb\\x01\\xff\\xfb\\x03{host} login: ", 3306: b"\\x0a5.7.44-lab\\x00"}}
-socks = []
-for p in map(int, sys.argv[1:]):
+here = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
+socks, tls = [], set()
+for a in sys.argv[1:]:
+    p = int(a.rstrip("s"))
+    if a.endswith("s"):
+        tls.add(p)
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", p)); s.listen(64); socks.append(s)
+ctx = None
+if tls:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(here, "tls.crt"), os.path.join(here, "tls.key"))
+
+
+def serve(c, port):
+    try:
+        c.settimeout(5)
+        if port in tls:
+            c = ctx.wrap_socket(c, server_side=True)
+        if port == 21:  # an FTP server without TLS: AUTH TLS is refused
+            c.sendall(b"220 {host} FTP server ready\\r\\n")
+            line = c.recv(1024)
+            c.sendall(b"502 AUTH TLS not supported\\r\\n" if line.upper().startswith(b"AUTH") else
+                      b"530 Please login with USER and PASS\\r\\n")
+        elif port in (80, 8080) or port in tls:
+            c.settimeout(0.5)
+            try:
+                c.recv(4096)
+            except OSError:
+                pass
+            body = b"{host}\\n"
+            c.sendall(b"HTTP/1.0 200 OK\\r\\nServer: lab\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
+        elif banners.get(port):
+            c.sendall(banners[port])
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        c.close()
+
+
 while True:
     if not socks:
         select.select([], [], [])
@@ -321,21 +364,7 @@ while True:
             c, _ = s.accept()
         except OSError:
             continue
-        port = s.getsockname()[1]
-        try:
-            if port == 80:
-                c.settimeout(0.5)
-                try:
-                    c.recv(4096)
-                except OSError:
-                    pass
-                body = b"{host}\\n"
-                c.sendall(b"HTTP/1.0 200 OK\\r\\nServer: lab\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
-            elif banners.get(port):
-                c.sendall(banners[port])
-        except OSError:
-            pass
-        c.close()
+        threading.Thread(target=serve, args=(c, s.getsockname()[1]), daemon=True).start()
 """
 
 
@@ -385,6 +414,7 @@ def _sshd_config(spec: HostSpec, authorized_keys: str) -> str:
         # {spec.name}: lab sshd (bind-mounted over /etc/ssh inside this host's mount namespace only)
         Port 22
         ListenAddress {spec.ip}
+        """) + "".join(f"ListenAddress {a.split('/')[0]}\n" for a in spec.extra_addresses) + textwrap.dedent(f"""\
         HostKey /etc/ssh/{key}
         AuthorizedKeysFile {authorized_keys}
         PermitRootLogin prohibit-password
@@ -441,7 +471,8 @@ def _init_script(spec: HostSpec, d: str) -> str:
     if spec.iptables:
         lines.append("iptables-restore < \"$D/iptables.rules\"")
     for name, ports in spec.listeners.items():
-        lines.append(f"\"$D/bin/{name}\" {' '.join(str(p) for p in ports)} >>\"$D/daemons.log\" 2>&1 &")
+        args = " ".join(f"{p}s" if p in spec.tls_ports else str(p) for p in ports)
+        lines.append(f"\"$D/bin/{name}\" {args} >>\"$D/daemons.log\" 2>&1 &")
     for name in spec.daemons:
         lines.append(f"\"$D/bin/{name}\" >>\"$D/daemons.log\" 2>&1 &")
     ports = [p for ps in spec.listeners.values() for p in ps]
@@ -552,8 +583,14 @@ class Lab:
                 yield running
     """
 
-    def __init__(self, specs: Optional[list[HostSpec]] = None) -> None:
+    def __init__(self, specs: Optional[list[HostSpec]] = None, scanner_addresses: Sequence[str] = (),
+                 external_scanner: Optional[str] = None) -> None:
+        """``scanner_addresses``: more "addr/prefix" on the scanner's interface; ``external_scanner``: "addr/prefix"
+        of a second scanner namespace (:data:`EXT_SCANNER_NS`, the "external" vantage) on the same bridge. Both
+        are meant for documentation ranges (203.0.113.0/24, 198.51.100.0/24), configured only inside the lab."""
         self.specs = specs if specs is not None else default_specs()
+        self.scanner_addresses = tuple(scanner_addresses)
+        self.external_scanner = external_scanner
         self.dir = ""
         self.hosts: dict[str, LabHost] = {}
         self.namespaces: list[str] = []
@@ -688,6 +725,13 @@ class Lab:
                 _write(os.path.join(d, "iptables.rules"), spec.iptables)
             if spec.apt_state:
                 _apt_state(spec, d)
+            if spec.tls_ports:  # a self-signed certificate for the TLS listeners (read by the listener in the netns)
+                from pathlib import Path
+
+                from netservers import make_self_signed
+                c = make_self_signed(Path(d), "lab-tls", spec.name)
+                shutil.copy(c.cert, os.path.join(d, "tls.crt"))
+                shutil.copy(c.key, os.path.join(d, "tls.key"))
             _write(os.path.join(d, "init.sh"), _init_script(spec, d), 0o755)
         return procs
 
@@ -712,13 +756,17 @@ class Lab:
         add_ns(SWITCH_NS)
         _ip("-n", SWITCH_NS, "link", "add", BRIDGE, "type", "bridge")
         _ip("-n", SWITCH_NS, "link", "set", BRIDGE, "up")
-        ports = [(SCANNER_NS, "v-scanner", SCANNER_IP)] + [(h.ns, h.veth, h.ip) for h in self.hosts.values()]
-        for ns, veth, ip in ports:
+        ports = [(SCANNER_NS, "v-scanner", [f"{SCANNER_IP}/{PREFIX_LEN}", *self.scanner_addresses])]
+        if self.external_scanner:
+            ports.append((EXT_SCANNER_NS, "v-ext", [self.external_scanner]))
+        ports += [(h.ns, h.veth, [f"{h.ip}/{PREFIX_LEN}", *h.spec.extra_addresses]) for h in self.hosts.values()]
+        for ns, veth, addrs in ports:
             add_ns(ns)
             _ip("-n", SWITCH_NS, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
             _ip("-n", SWITCH_NS, "link", "set", veth, "master", BRIDGE)
             _ip("-n", SWITCH_NS, "link", "set", veth, "up")
-            _ip("-n", ns, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", "eth0")
+            for a in addrs:  # the first is the subnet address; others (documentation ranges) live in this netns only
+                _ip("-n", ns, "addr", "add", a, "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
         for h in self.hosts.values():  # host-only addresses: both ends of the pair stay in the host's namespace
             for ifname, cidr in h.spec.local_addresses:
@@ -770,14 +818,17 @@ class Lab:
     def host(self, name: str) -> LabHost:
         return self.hosts[name]
 
-    def run_in_scanner(self, argv: Sequence[str], check: bool = False, timeout: float = 120,
+    def run_in_scanner(self, argv: Sequence[str], check: bool = False, timeout: float = 120, ns: str = SCANNER_NS,
                        **kw: Any) -> subprocess.CompletedProcess:
-        """Run a command inside the scanner namespace (on the lab bridge, nothing else reachable)."""
+        """Run a command inside a scanner namespace (on the lab bridge, nothing else reachable); ``ns``:
+        :data:`SCANNER_NS` or :data:`EXT_SCANNER_NS`."""
+        if ns not in (SCANNER_NS, EXT_SCANNER_NS):
+            raise LabError(f"not a lab scanner namespace: {ns}")
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
-        r = subprocess.run(["ip", "netns", "exec", SCANNER_NS, *argv], timeout=timeout, **kw)
+        r = subprocess.run(["ip", "netns", "exec", ns, *argv], timeout=timeout, **kw)
         if check and r.returncode != 0:
-            raise LabError(f"{argv[0]} in {SCANNER_NS} failed ({r.returncode}): {str(r.stderr)[-800:]}")
+            raise LabError(f"{argv[0]} in {ns} failed ({r.returncode}): {str(r.stderr)[-800:]}")
         return r
 
     def host_exec(self, name: str, argv: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess:
@@ -810,7 +861,8 @@ class Lab:
         return out
 
     def inventory(self, hosts: Iterable[Union[str, dict[str, Any]]], connect_timeout: float = CONNECT_TIMEOUT,
-                  command_timeout: float = 60, host_timeout: float = 120, extra: str = "") -> str:
+                  command_timeout: float = 60, host_timeout: float = 120, extra: str = "",
+                  more: Optional[dict[str, Any]] = None) -> str:
         """Inventory YAML for lab hosts. An entry is a lab host name, or a dict with ``name`` and optionally
         ``host`` (the lab host it points at; default: name), ``address`` (e.g. :data:`VOID_IP`), ``ssh``,
         ``become``, ``roles``, ``zone``. The command timeout is generous (60 s, the product default is 20 s):
@@ -840,11 +892,12 @@ class Lab:
             },
             "hosts": rows,
         }
+        body.update(more or {})  # networks, nmap, declare … ; a wider scope.allow only for lab-namespace ranges
         # JSON is YAML: no quoting surprises, and the inventory loader gives line numbers all the same
         return json.dumps(body, indent=2, ensure_ascii=False) + "\n" + extra
 
     def scan(self, inventory: Union[str, Iterable[Union[str, dict[str, Any]]]], out_dir: str, key: str,
-             *extra_args: str, timeout: float = 180) -> tuple[int, str, str]:
+             *extra_args: str, timeout: float = 180, ns: str = SCANNER_NS) -> tuple[int, str, str]:
         """Run ``python -m agent.cli scan`` inside the scanner namespace. ``inventory`` is YAML text or a list
         of hosts for :meth:`inventory`. Returns (returncode, stdout, stderr)."""
         text = inventory if isinstance(inventory, str) else self.inventory(inventory)
@@ -853,7 +906,7 @@ class Lab:
         _write(inv, text, 0o600)
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         r = self.run_in_scanner([sys.executable, "-m", "agent.cli", "scan", "--inventory", inv, "--out", out_dir,
-                                 "--key", key, *extra_args], timeout=timeout, cwd=ROOT, env=env)
+                                 "--key", key, *extra_args], timeout=timeout, cwd=ROOT, env=env, ns=ns)
         return r.returncode, r.stdout, r.stderr
 
 

@@ -39,7 +39,8 @@ def evaluate(rule_id: str, case: dict[str, Any]) -> dict[str, Any]:
     res = ev.run([HostInput(meta, case.get("collected", True), case.get("error"), facts, {}, case.get("session"))],
                  run_facts, {})
     item = next(c for c in res["controls"] if c["id"] == rule.items[0])
-    host = item["hosts"][0]
+    subject = case.get("subject") or item["hosts"][0]["name"]  # "_network": the row of what no host owns
+    host = next(h for h in item["hosts"] if h["name"] == subject)
     finding = next(f for f in host["findings"] if f["rule"] == rule_id)
     finding["_deviations"] = res["deviations"]
     return finding

@@ -26,8 +26,8 @@ Fact ``tls`` (source ``sslyze``), ``data``::
         "host": str, "port": int, "ip": str,
         "server_name": str | null,   # SNI and the name validated against the certificate
         "starttls": str | null,      # smtp, ftp, pop3, imap, ldap, xmpp, xmpp_server, rdp, postgres
-        "status": "assessed" | "unknown",
-        "reason": str | null,        # why unknown (connectivity, deadline ...)
+        "status": "assessed" | "cleartext" | "unknown",   # cleartext: a STARTTLS service refused the upgrade
+        "reason": str | null,        # why unknown (connectivity, deadline ...) or cleartext
         "highest_version": str | null,
         "protocols": {"SSL 2.0"|"SSL 3.0"|"TLS 1.0"|"TLS 1.1"|"TLS 1.2"|"TLS 1.3": bool | null},
         "cipher_suites": {<version>: [{      # accepted suites only
@@ -378,8 +378,16 @@ def _entry_from_result(entry: dict[str, Any], res: Any, system: _TrustStore,
                        custom: Optional[_TrustStore]) -> None:
     conn = res.connectivity_result
     if res.scan_result is None or conn is None:
+        trace = res.connectivity_error_trace
+        if entry["starttls"] and getattr(getattr(trace, "exc_type", None), "__name__", "") == \
+                "ServerRejectedOpportunisticTlsNegotiation":
+            # the service answered and refused the upgrade: it speaks cleartext (a finding), not a failed assessment
+            entry["status"] = "cleartext"
+            said = re.findall(r'"([^"]{1,200})"', _trace_text(trace))  # sslyze's message without the address
+            entry["reason"] = f"{entry['starttls']} service refused the TLS upgrade" + (f" ({said[-1]})" if said else "")
+            return
         entry["status"] = "unknown"
-        entry["reason"] = f"no TLS connection: {_trace_text(res.connectivity_error_trace)}"
+        entry["reason"] = f"no TLS connection: {_trace_text(trace)}"
         return
     entry["status"] = "assessed"
     entry["highest_version"] = _ENUM_TO_VERSION.get(conn.highest_tls_version_supported.name)
@@ -622,5 +630,7 @@ def assess_tls(
 
 
 def _fact(data: dict[str, Any], evidence: list[Evidence]) -> Fact:
-    return fact_from_entries(PROBE, data, data["endpoints"], "assessed", lambda e: f"{e['host']}:{e['port']}",
+    # a cleartext endpoint was looked at to the end (it refused TLS): it counts as done, like an assessed one
+    done = [{**e, "status": "assessed"} if e["status"] == "cleartext" else e for e in data["endpoints"]]
+    return fact_from_entries(PROBE, data, done, "assessed", lambda e: f"{e['host']}:{e['port']}",
                              "sslyze", evidence, "no TLS endpoint given")
