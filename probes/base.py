@@ -114,15 +114,16 @@ def fact_from_entries(probe: str, data: dict[str, Any], entries: Sequence[dict[s
                       name: Callable[[dict[str, Any]], str], source: str, evidence: list[Evidence],
                       empty_reason: str) -> Fact:
     """A run-level fact made of per-target entries (endpoints, URLs): COLLECTED when every entry has
-    status ``ok``, PARTIAL when some have, NOT_COLLECTED when none; the reason names each failed target."""
+    status ``ok``, else PARTIAL with the reason naming each failed target; NOT_COLLECTED only when there is
+    no entry at all. A target that could not be assessed is that target's (and its owner's) missing
+    evidence, carried by its entry: it must not blank out the verdicts of hosts that own no such target."""
     if not entries:
         return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, data=data, reason=empty_reason, source=source)
     bad = [e for e in entries if e["status"] != ok]
     if not bad:
         return Fact(probe=probe, status=FactStatus.COLLECTED, data=data, source=source, evidence=evidence)
     reason = "; ".join(f"{name(e)}: {e['reason']}" for e in bad)
-    status = FactStatus.PARTIAL if len(bad) < len(entries) else FactStatus.NOT_COLLECTED
-    return Fact(probe=probe, status=status, data=data, reason=reason, source=source, evidence=evidence)
+    return Fact(probe=probe, status=FactStatus.PARTIAL, data=data, reason=reason, source=source, evidence=evidence)
 
 
 def fact_with_problems(probe: str, data: dict[str, Any], problems: Sequence[str]) -> Fact:

@@ -1,6 +1,6 @@
 """Every verdict of a full scan of the namespace lab, per rule and host: the before/after record of rule changes.
 
-    sudo .venv/bin/python scripts/lab_verdicts.py [--json OUT.json] [--compare BEFORE.json]
+    sudo .venv/bin/python scripts/lab_verdicts.py [--json OUT.json] [--compare BEFORE.json] [--out BUNDLE]
 
 Why: a change to the rules or the engine must be reviewed as the verdicts it changes on real, different hosts,
 not only as policy cases. The lab (tests/lab.py: hosts in their own namespaces, a scanner namespace, nothing
@@ -37,6 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", help="write the verdicts here")
     ap.add_argument("--compare", help="an earlier --json record: print only what changed")
+    ap.add_argument("--out", help="keep the bundle here (a new folder) instead of a temporary one")
     a = ap.parse_args()
     why = labmod.preflight()
     if why:
@@ -49,7 +50,7 @@ def main() -> int:
         body = json.loads(lab.inventory(HOSTS))
         body["networks"] = [{"name": "lab", "cidr": labmod.SUBNET, "zone": "internal"}]
         inv = json.dumps(body, indent=2)
-        out = os.path.join(tmp, "bundle")
+        out = os.path.abspath(a.out) if a.out else os.path.join(tmp, "bundle")
         rc, so, se = lab.scan(inv, out, key, "-q", timeout=600)
         if not os.path.exists(os.path.join(out, "results.json")):
             print(f"scan failed (exit {rc}):\n{so[-2000:]}\n{se[-2000:]}", file=sys.stderr)

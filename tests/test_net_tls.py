@@ -124,7 +124,7 @@ def test_deadline_already_passed_sends_nothing(netlab):
     before = netlab.outside_listener.accepted
     fact = assess_tls([{"host": netlab.strong, "port": 443}], Scope.parse([netlab.scope_allow]), TlsOptions(),
                       time.monotonic() - 1)
-    assert fact.status is FactStatus.NOT_COLLECTED
+    assert fact.status is FactStatus.PARTIAL  # the endpoint carries why it was not assessed
     (e,) = fact.data["endpoints"]
     assert e["status"] == "unknown" and "deadline" in e["reason"]
     assert netlab.outside_listener.accepted == before
@@ -145,7 +145,7 @@ def test_silent_endpoint_times_out_as_unknown(netlab):
         s.close()
     (e,) = fact.data["endpoints"]
     assert e["status"] == "unknown" and e["reason"]
-    assert fact.status is FactStatus.NOT_COLLECTED
+    assert fact.status is FactStatus.PARTIAL  # the endpoint itself is unknown, with the reason
     assert took < 20
 
 

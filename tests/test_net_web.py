@@ -78,7 +78,7 @@ def test_https_twin_and_verification_modes(netlab):
     assert fact.data["tls_verification"] == "system"
     e = _one(fact)
     assert e["status"] == "unknown" and "certificate verify failed" in e["reason"]
-    assert fact.status is FactStatus.NOT_COLLECTED
+    assert fact.status is FactStatus.PARTIAL  # the URL itself is unknown, with the reason
 
 
 def test_redirect_out_of_scope_is_not_followed(netlab):
@@ -95,7 +95,7 @@ def test_redirect_out_of_scope_is_not_followed(netlab):
 def test_closed_port_is_unknown_not_empty(netlab):
     fact = check_web([f"http://{netlab.strong}:8080/"], Scope.parse([netlab.scope_allow]), WebOptions(),
                      time.monotonic() + 30)
-    assert fact.status is FactStatus.NOT_COLLECTED
+    assert fact.status is FactStatus.PARTIAL  # the URL itself is unknown, with the reason
     e = _one(fact)
     assert e["status"] == "unknown" and "refused" in e["reason"].lower()
 

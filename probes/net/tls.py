@@ -72,8 +72,8 @@ Fact ``tls`` (source ``sslyze``), ``data``::
         "errors": {<sslyze scan command>: str},   # commands that failed; their fields are null
         "evidence": str | null}]}           # label of this endpoint's sslyze JSON
 
-COLLECTED when every endpoint was assessed, PARTIAL when some were, NOT_COLLECTED
-when none. Evidence: sslyze's JSON result per endpoint (items 15.4.1, 12.1.1).
+COLLECTED when every endpoint was assessed, else PARTIAL (each endpoint carries its own status); NOT_COLLECTED
+when no endpoint was given. Evidence: sslyze's JSON result per endpoint (items 15.4.1, 12.1.1).
 
 :func:`tls_ports_from_scan` turns a ``network_scan`` fact into endpoints.
 """

@@ -63,8 +63,8 @@ Fact ``web`` (source ``http``), ``data``::
         "errors": [str],                     # individual requests that failed
         "evidence": str}]}                   # label of the request/response transcript
 
-COLLECTED when every URL was checked, PARTIAL when some were, NOT_COLLECTED when
-none. Evidence: per URL, the request and response headers of every request and a
+COLLECTED when every URL was checked, else PARTIAL (each URL carries its own status); NOT_COLLECTED when
+no URL was given. Evidence: per URL, the request and response headers of every request and a
 capped body excerpt (text, item 14.5.1).
 """
 from __future__ import annotations
