@@ -172,6 +172,9 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
     rules = []
     for rn in root.get("rules").seq():
         rn.mapping(RULE_KEYS, required=("id", "items", "title", "criterion", "facts"))
+        if not rn.get("observed").value:
+            raise rn.error("a rule must say what its pass rests on: `observed: [{of: EXPR, ko, en}]` — a pass "
+                           "over an empty or missing set is not evidence (see README, Verdicts)", rn._join("observed"))
         if not rn.has("pass") and not rn.has("requirements"):
             raise rn.error("a rule needs `pass` (or `requirements`, each with its own pass)", rn._join("pass"))
         params = rn.get("params").value or {}

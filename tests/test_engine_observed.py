@@ -35,6 +35,7 @@ rules:
     title: {ko: 백신, en: AV}
     criterion: "백신"
     facts: [antivirus]
+    observed: [{of: "antivirus", ko: 백신 정보 없음, en: no anti-malware facts}]
     requirements:
       - id: running
         title: {ko: 설치·실행, en: installed and running}
@@ -126,6 +127,7 @@ def test_applicability_reason_is_words_not_an_expression(tmp_path: Any) -> None:
             criterion: "공개용 웹서버"
             facts: [listening]
             applies: {when: "listening.web_role == `true`"}
+            observed: [{of: "listening", ko: 없음, en: none}]
             pass: {when: "`true`", ko: 통과, en: ok}
         """)
     p = tmp_path / "r.yaml"

@@ -80,6 +80,7 @@ def test_guide_limit_on_a_non_numeric_parameter_is_refused(tmp_path: Any) -> Non
             facts: [session_timeout]
             params: {limit: "600"}
             guide_limits: {limit: {max: 600}}
+            observed: [{of: "session_timeout", ko: 없음, en: none}]
             pass: {when: "`true`", ko: 통과, en: ok}
         """), encoding="utf-8")
     with pytest.raises(ConfigError) as e:

@@ -27,6 +27,8 @@ rules:
     criterion: "ACME 표준 3.2: 유휴 세션 300초 이내 종료"
     facts: [session_timeout]
     params: {limit: 300}
+    observed:
+      - {of: "session_timeout.idle_timeout_seconds", ko: "유휴 타임아웃 값 없음", en: "no idle timeout value read"}
     fail:
       - when: "session_timeout.idle_timeout_seconds == null || session_timeout.idle_timeout_seconds > params.limit"
         ko: "유휴 타임아웃 {session_timeout.idle_timeout_seconds} (기준 {params.limit})"
@@ -90,3 +92,18 @@ def test_a_site_rule_added_to_the_guide_profile(tmp_path, signing_key):
     c = next(c for c in res["controls"] if c["id"] == "13.1.1")
     rules = {f["rule"] for h in c["hosts"] for f in h["findings"]}
     assert {"acme-tmout", "session-timeout"} <= rules
+
+
+def test_a_site_rule_without_observed_is_refused_with_file_and_line(tmp_path, signing_key, capsys):
+    d = tmp_path / "acme"
+    (d / "catalog").mkdir(parents=True)
+    (d / "rules").mkdir()
+    (d / "catalog" / "acme-baseline.yaml").write_text(CATALOG, encoding="utf-8")
+    bad = RULES.replace(RULES[RULES.index("    observed:"):RULES.index("    fail:")], "")
+    (d / "rules" / "acme.yaml").write_text(bad, encoding="utf-8")
+    inv = write_inventory(str(tmp_path / "i.yml"), INV)
+    rc = main(["scan", "-i", inv, "--out", str(tmp_path / "b"), "--key", signing_key, "--policy-dir", str(d),
+               "--profile", "acme-baseline", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and not (tmp_path / "b").exists()
+    assert "acme.yaml:4" in err and "observed" in err, err
