@@ -32,6 +32,7 @@ from policies.engine import summarize
 
 from . import signing
 from .bundle import now_iso, safe_component, seal
+from .safeio import read_regular
 from .verify import verify_bundle
 
 STATUSES = ("implemented", "partial", "not_implemented", "not_applicable")
@@ -75,10 +76,8 @@ def attach(bundle: str, item: str, files: Sequence[str], key: signing.KeyPair, s
             raise AttachError(f"{f}: not a regular file")
         if os.path.getsize(f) > MAX_FILE_BYTES:
             raise AttachError(f"{f}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    with open(os.path.join(root, "results.json"), encoding="utf-8") as fh:
-        results = json.load(fh)
-    with open(os.path.join(root, "manifest.json"), "rb") as fh:
-        mbytes = fh.read()
+    results = json.loads(read_regular(root, "results.json").decode("utf-8"))
+    mbytes = read_regular(root, "manifest.json")
     pred = json.loads(mbytes).get("predicate") or {}
     control = next((c for c in results.get("controls") or [] if str(c.get("id")) == item), None)
     if control is None:

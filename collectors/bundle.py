@@ -159,8 +159,9 @@ class BundleWriter:
         src = os.path.normpath(os.path.join(src_root, rel))
         if not src.startswith(os.path.abspath(src_root) + os.sep):
             raise ValueError(f"evidence path escapes its bundle: {rel!r}")
-        with open(src, "rb") as f:
-            self.write_bytes(new, f.read())
+        from .safeio import read_regular
+
+        self.write_bytes(new, read_regular(src_root, rel))
         with self._lock:
             self.evidence_index.append({**meta, "file": new, "host": host, "copied_from": rel})
         return new
@@ -253,13 +254,15 @@ def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str
 
 
 def read_json(root: str, rel: str) -> Any:
-    with open(os.path.join(root, rel), encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON file of a bundle: a regular file (never through a link, never a FIFO), size-capped."""
+    from .safeio import read_regular
+
+    return json.loads(read_regular(root, rel).decode("utf-8"))
 
 
 def iter_facts(root: str) -> Iterable[tuple[str, dict[str, Any]]]:
     d = os.path.join(root, "facts")
-    for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+    for f in sorted(os.listdir(d)) if os.path.isdir(d) and not os.path.islink(d) else []:
         if f.endswith(".json"):
             yield f[:-5], read_json(root, f"facts/{f}")
 
