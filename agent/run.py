@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from collectors import signing
 from collectors.bundle import BundleWriter, now_iso, safe_component, seal
+from collectors.redact import redact, redact_obj
 from policies.engine import Evaluator, HostInput, summarize
 from policies.model import Profile
 from probes.base import Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
@@ -251,7 +252,7 @@ def web_urls_from_scan(network_scan: dict[str, Any]) -> list[str]:
 
 def _progress(opts: ScanOptions, msg: str) -> None:
     if opts.progress:
-        opts.progress(msg)
+        opts.progress(redact(msg))  # host errors and names reach the terminal and the journal
 
 
 def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
@@ -344,7 +345,10 @@ def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInpu
                   for r in evaluator.profile.rules},
         "evidence_index": sorted(writer.evidence_index, key=lambda e: e["file"]),
     }
-    writer.write_json("results.json", results)
+    # results.json is redacted like every file, then records how many secrets were removed from the bundle
+    results = redact_obj(results, writer.redactions)
+    results["redactions"] = writer.redactions.to_json()
+    writer.write_json("results.json", results, redacted=True)
     predicate = {"run": results["run"], "hosts": results["hosts"], "revision": 1, "revisions": []}
     predicate.update(extra_predicate or {})
     seal(writer.root, key, predicate)

@@ -126,7 +126,6 @@ def test_standard_tool_recipe_from_readme(bundle, signing_key, tmp_path):
     signers = tmp_path / "allowed_signers"
     pub = open(signing_key + ".pub").read().split()
     signers.write_text(f'evidence-agent namespaces="evidence-agent" {pub[0]} {pub[1]}\n')
-    env = dict(os.environ, BUNDLE=bundle, SIGNERS=str(signers))
     r = run_recipe(bundle, str(signers))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Good \"evidence-agent\" signature" in r.stdout + r.stderr
