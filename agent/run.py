@@ -194,8 +194,10 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
                                  reason="no TLS endpoint declared in the inventory or found open by the scan"))
             else:
                 _progress(opts, f"tls: assessing {len(endpoints)} endpoint(s)")
-                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(**inv.tls_options),
-                                      time.monotonic() + 600)
+                tls_settings = dict(inv.tls_options)
+                tls_deadline = float(tls_settings.pop("deadline", tls.DEFAULT_DEADLINE))
+                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(**tls_settings),
+                                      time.monotonic() + tls_deadline)
                 declared = {(e["host"], e["port"]): e for e in endpoints}
                 for ep in fact.data.get("endpoints", []):
                     src = declared.get((ep.get("host"), ep.get("port")), {})
@@ -216,7 +218,8 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
                                  reason="no web URL declared in the inventory or web port found open by the scan"))
             else:
                 _progress(opts, f"web: checking {len(urls)} URL(s)")
-                fact = web.check_web(urls, inv.scope, web.WebOptions(), time.monotonic() + 600)
+                web_opts = web.WebOptions(**inv.web_options)
+                fact = web.check_web(urls, inv.scope, web_opts, time.monotonic() + web_opts.deadline)
                 for u in fact.data.get("urls", []):
                     u["vantage"] = opts.vantage
                 keep("web", fact)
