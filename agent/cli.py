@@ -167,12 +167,14 @@ def cmd_verify(a: argparse.Namespace) -> int:
     if pub is not None and source != "--pubkey":
         print(f"pinned to {path} ({source})", file=sys.stderr)
     v = verify_path(a.bundle, pub, a.max_age_days)  # a folder or a .zip of one
+    from output.safe_text import one_line  # names inside a tampered bundle are chosen by whoever tampered
+
     for w in v.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {one_line(w)}", file=sys.stderr)
     if not v.valid:
-        print(f"INVALID: {a.bundle}")
+        print(f"INVALID: {one_line(a.bundle)}")
         for p in v.problems:
-            print(f"  - {p}")
+            print(f"  - {one_line(p)}")
         return EXIT_INVALID
     age = f", {v.age_days:.1f} days old" if v.age_days is not None else ""
     if not v.pinned:

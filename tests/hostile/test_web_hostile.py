@@ -186,3 +186,73 @@ def test_unknown_web_option_is_refused(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_inventory(path)
     assert "inv.yml:4" in str(e.value) and "timeout" in str(e.value)
+
+
+class Fixed:
+    """Answers every request with the same raw bytes, then closes."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                conn.settimeout(1)
+                conn.recv(65536)
+                conn.sendall(self.raw)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+def test_hostile_header_is_inert_in_terminal_html_and_markdown(tmp_path, signing_key, capsys):
+    """A Server header with a terminal escape (set the window title), a C1 control and HTML: shown, never acted on."""
+    body = b"<html>ok</html>"
+    srv = Fixed(b"HTTP/1.1 200 OK\r\nServer: Evil/1.0 \x1b]0;pwned\x07 \x9b2J <script>alert(1)</script>\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    try:
+        inv = write_inventory(str(tmp_path / "inv.yml"),
+                              f'version: 1\nscope: {{allow: [127.0.0.0/8]}}\nweb: ["http://127.0.0.1:{srv.port}/"]\n'
+                              "web_options: {request_timeout: 3, url_timeout: 20}\n"
+                              "hosts: [{name: web-1, transport: local, address: 127.0.0.1, roles: [web]}]\n")
+        out = str(tmp_path / "b")
+        assert main(["scan", "-i", inv, "--out", out, "--key", signing_key, "--only", "host,web", "-q",
+                     "--lang", "en"]) == 0
+    finally:
+        srv.stop()
+    term = capsys.readouterr()
+    assert "\x1b" not in term.out + term.err and "\x9b" not in term.out + term.err
+    for fmt in ("html", "md"):
+        path = str(tmp_path / f"r.{fmt}")
+        assert main(["report", out, "--format", fmt, "--out", path, "--pubkey", signing_key + ".pub",
+                     "--lang", "en"]) == 0
+        text = open(path, encoding="utf-8").read()
+        assert "Evil/1.0" in text  # the finding names the header ...
+        assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text  # ... inert
+        assert "\\x1b" in text
+        assert "<script>alert(1)" not in text
+
+
+def test_visible_shows_controls_and_bidi_overrides():
+    from output.safe_text import one_line, visible
+
+    assert visible("cn=\x1b[31mred\u202egnp.exe\x00") == "cn=\\x1b[31mred\\u202egnp.exe\\x00"
+    assert visible("서버 세션\t타임아웃\n") == "서버 세션\t타임아웃\n"
+    assert one_line("a\nb\x9b") == "a\\nb\\x9b"
