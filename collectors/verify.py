@@ -128,8 +128,8 @@ def verify_bundle(root: str, pubkey_text: Optional[str] = None, max_age_days: Op
             v.problems.append(str(e) if isinstance(e, UnsafeFile) else f"{rel}: cannot be read ({e.strerror})")
             continue
         if size != want_size:
-            v.problems.append(f"{rel}: size changed ({'more than ' if size > want_size else ''}{size} bytes, "
-                              f"the manifest says {want_size})")
+            v.problems.append(f"{rel}: content changed (size: {'more than ' if size > want_size else ''}{size} "
+                              f"bytes, the manifest says {want_size})")
         elif digest != want:
             v.problems.append(f"{rel}: content changed (sha256 {digest[:12]}… != {want[:12]}…)")
         if sums.get(rel) != want:
