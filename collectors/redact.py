@@ -398,25 +398,90 @@ def _may_hold(s: str) -> bool:
     return any(t in low for t in _QUICK) or bool(_B64_RUN.search(s))
 
 
-def redact_obj(obj: Any, tally: Optional[Tally] = None, _check: bool = True) -> Any:
-    """Every string of a JSON-like value (keys too) through :func:`redact`; subtrees that cannot hold a secret
-    (checked on their compact JSON, at C speed) are returned as they are."""
-    import json
+def _strings(obj: Any, out: list[str]) -> None:
+    """Every string of a JSON-like value, keys included, in a fixed walk order."""
+    if isinstance(obj, str):
+        out.append(obj)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(k, str):
+                out.append(k)
+            _strings(v, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _strings(v, out)
 
+
+def _joined_spans(strings: list[str]) -> dict[int, list[Span]]:
+    """Run the detectors once over all strings joined by newlines (the cost of one text, not of one call per
+    string); returns, per string index, the spans relative to that string."""
+    import bisect
+
+    text = "\n".join(strings)
+    spans = _spans(text)
+    if not spans:
+        return {}
+    starts, pos = [], 0
+    for st in strings:
+        starts.append(pos)
+        pos += len(st) + 1
+    out: dict[int, list[Span]] = {}
+    for s0, e0, k in spans:
+        i = bisect.bisect_right(starts, s0) - 1
+        while i < len(strings) and starts[i] < e0:  # a span may cross strings (an armoured key split in two)
+            a, b = max(s0, starts[i]) - starts[i], min(e0, starts[i] + len(strings[i])) - starts[i]
+            if b > a:
+                out.setdefault(i, []).append((a, b, k))
+            i += 1
+    return out
+
+
+def _apply(st: str, spans: list[Span]) -> str:
+    parts, last = [], 0
+    for a, b, _ in sorted(spans):
+        if a < last:
+            a = last
+        if b <= a:
+            continue
+        parts.append(st[last:a])
+        parts.append(MARK)
+        last = b
+    parts.append(st[last:])
+    return "".join(parts)
+
+
+def redact_obj(obj: Any, tally: Optional[Tally] = None) -> Any:
+    """Every string of a JSON-like value (keys too) redacted. All strings are scanned as one text (each on its
+    own line), and only a value that held a secret is rebuilt; a clean value is returned as it is."""
     if isinstance(obj, str):
         return redact(obj, tally)
-    if not isinstance(obj, (dict, list)):
+    if not isinstance(obj, (dict, list, tuple)):
         return obj
-    if _check:
-        try:
-            if not _may_hold(json.dumps(obj, ensure_ascii=False, default=str)):
-                return obj
-        except (TypeError, ValueError):
-            pass
-    if isinstance(obj, dict):
-        return {(redact(k, tally) if isinstance(k, str) else k): redact_obj(v, tally, isinstance(v, (dict, list)))
-                for k, v in obj.items()}
-    return [redact_obj(v, tally, isinstance(v, (dict, list))) for v in obj]
+    strings: list[str] = []
+    _strings(obj, strings)
+    hits = _joined_spans(strings)
+    if not hits:
+        return obj
+    if tally is not None:
+        tally.add(k for sp in hits.values() for _, _, k in sp)
+    counter = iter(range(len(strings)))
+
+    def rebuild(o: Any) -> Any:
+        if isinstance(o, str):
+            i = next(counter)
+            return _apply(o, hits[i]) if i in hits else o
+        if isinstance(o, dict):
+            out = {}
+            for k, v in o.items():
+                if isinstance(k, str):
+                    i = next(counter)
+                    k = _apply(k, hits[i]) if i in hits else k
+                out[k] = rebuild(v)
+            return out
+        if isinstance(o, (list, tuple)):
+            return [rebuild(v) for v in o]
+        return o
+    return rebuild(obj)
 
 
 def redact_bytes(data: bytes, is_json: bool = False, tally: Optional[Tally] = None,
@@ -462,18 +527,7 @@ def scan_bytes(data: bytes, is_json: bool = False) -> list[str]:
         if not _may_hold(text):
             return []
         strings: list[str] = []
-
-        def walk(o: Any) -> None:
-            if isinstance(o, str):
-                strings.append(o)
-            elif isinstance(o, dict):
-                for k, v in o.items():
-                    strings.append(str(k))
-                    walk(v)
-            elif isinstance(o, list):
-                for v in o:
-                    walk(v)
-        walk(doc)
+        _strings(doc, strings)
         # one pass over every string, each on its own line: the cost of one text, not of one call per string
         return scan_text("\n".join(strings))
     return scan_text(text)
