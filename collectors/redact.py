@@ -398,23 +398,32 @@ def _may_hold(s: str) -> bool:
     return any(t in low for t in _QUICK) or bool(_B64_RUN.search(s))
 
 
-def _strings(obj: Any, out: list[str]) -> None:
-    """Every string of a JSON-like value, keys included, in a fixed walk order."""
+#: JSON keys whose values are public key material, not secrets (sslyze's ephemeral keys, certificate
+#: fingerprints and signatures, SPKI pins): random-looking base64 there is evidence
+_PUBLIC_KEYS = re.compile(r"(?i)public|fingerprint|digest|sha1|sha256|spki|serial|signature|pin_|as_pem|nonce")
+
+
+def _strings(obj: Any, out: list[str], public: Optional[set[int]] = None, _pub: bool = False) -> None:
+    """Every string of a JSON-like value, keys included, in a fixed walk order; ``public`` collects the indexes
+    of values found under a public-material key (see _PUBLIC_KEYS)."""
     if isinstance(obj, str):
+        if _pub and public is not None:
+            public.add(len(out))
         out.append(obj)
     elif isinstance(obj, dict):
         for k, v in obj.items():
             if isinstance(k, str):
                 out.append(k)
-            _strings(v, out)
+            _strings(v, out, public, _pub or (isinstance(k, str) and bool(_PUBLIC_KEYS.search(k))))
     elif isinstance(obj, (list, tuple)):
         for v in obj:
-            _strings(v, out)
+            _strings(v, out, public, _pub)
 
 
-def _joined_spans(strings: list[str]) -> dict[int, list[Span]]:
+def _joined_spans(strings: list[str], public: Optional[set[int]] = None) -> dict[int, list[Span]]:
     """Run the detectors once over all strings joined by newlines (the cost of one text, not of one call per
-    string); returns, per string index, the spans relative to that string."""
+    string); returns, per string index, the spans relative to that string. Strings in ``public`` lose only the
+    generic key-material finding (a public key is random base64 too); every other detector still applies."""
     import bisect
 
     text = "\n".join(strings)
@@ -430,7 +439,7 @@ def _joined_spans(strings: list[str]) -> dict[int, list[Span]]:
         i = bisect.bisect_right(starts, s0) - 1
         while i < len(strings) and starts[i] < e0:  # a span may cross strings (an armoured key split in two)
             a, b = max(s0, starts[i]) - starts[i], min(e0, starts[i] + len(strings[i])) - starts[i]
-            if b > a:
+            if b > a and not (k == "key_material" and public and i in public):
                 out.setdefault(i, []).append((a, b, k))
             i += 1
     return out
@@ -458,8 +467,9 @@ def redact_obj(obj: Any, tally: Optional[Tally] = None) -> Any:
     if not isinstance(obj, (dict, list, tuple)):
         return obj
     strings: list[str] = []
-    _strings(obj, strings)
-    hits = _joined_spans(strings)
+    public: set[int] = set()
+    _strings(obj, strings, public)
+    hits = _joined_spans(strings, public)
     if not hits:
         return obj
     if tally is not None:
@@ -527,7 +537,8 @@ def scan_bytes(data: bytes, is_json: bool = False) -> list[str]:
         if not _may_hold(text):
             return []
         strings: list[str] = []
-        _strings(doc, strings)
+        public: set[int] = set()
+        _strings(doc, strings, public)
         # one pass over every string, each on its own line: the cost of one text, not of one call per string
-        return scan_text("\n".join(strings))
+        return [k for sp in _joined_spans(strings, public).values() for _, _, k in sp]
     return scan_text(text)

@@ -94,3 +94,15 @@ def test_log_lines_are_redacted():
 ])
 def test_evidence_that_is_not_secret_is_kept(text):
     assert redact(text) == text
+
+
+def test_public_key_material_in_json_is_kept_private_key_is_not():
+    """sslyze's ephemeral keys are random base64 under public-key fields: evidence, not secrets. A private key is
+    recognised by its structure wherever it is."""
+    eph = "BJ2mWq3vQ8Yc0ZpL7sXoT1uGfN4rKaE9hD6yBtVwM5iJxHgCRnSlOkU2dPeIbFqA0zYjX3c7v8W1oLmN4pK6sQ9rT2uV5wXyZaBcDeFg"
+    doc = {"ephemeral_key": {"public_bytes": eph}, "note": eph}
+    out = redact_obj(doc)
+    assert out["ephemeral_key"]["public_bytes"] == eph  # kept
+    assert out["note"] == "<redacted>"  # the same bytes anywhere else: key material
+    key_line = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgbMgeIrbBdwyW2CeG"
+    assert redact_obj({"public_bytes": key_line})["public_bytes"] == "<redacted>"
