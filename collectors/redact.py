@@ -314,22 +314,38 @@ def _line_spans(text: str, s: int, e: int, which: set[str]) -> list[Span]:
         for rx, kind in ((_ASSIGN, "password"), (_OPTION, "password"), (_DIRECTIVE, "password"),
                          (_MYSQL_P, "password"), (_SSHPASS_P, "password"), (_CURL_U, "password")):
             for m in rx.finditer(line):
-                if _value_ok(m.group(1)) and _NOT_NAMES.get(
-                        re.sub(r"[\s\"':=]", "", line[m.start():m.start(1)]).lower()) is None:
-                    out.append((s + m.start(1), s + m.end(1), kind))
-        kw = _ds()[0]
-        try:
-            found = kw.analyze_line(filename="evidence.conf", line=line, line_number=0, context=None)
-        except Exception:  # a plugin bug on odd input must not stop a run; our own rules above still apply
-            found = set()
-        for ps in found:
-            v = ps.secret_value or ""
-            if not _value_ok(v):
-                continue
-            j = line.find(v)
-            while j >= 0:
-                out.append((s + j, s + j + len(v), "password"))
-                j = line.find(v, j + len(v))
+                if not _value_ok(m.group(1)) or _NOT_NAMES.get(
+                        re.sub(r"[\s\"':=]", "", line[m.start():m.start(1)]).lower()) is not None:
+                    continue
+                if rx is _ASSIGN and _prose_label(line, m):
+                    continue  # "accounts with an empty password: guest": a sentence, not a setting
+                out.append((s + m.start(1), s + m.end(1), kind))
+        if not _PROSE_LABEL.search(line):
+            out += _keyword_detector(line, s)
+    return out + _token_spans(line, s, which)
+
+
+def _keyword_detector(line: str, s: int) -> list[Span]:
+    """detect-secrets' keyword detector, in its config-file mode (unquoted values too)."""
+    out: list[Span] = []
+    try:
+        found = _ds()[0].analyze_line(filename="evidence.conf", line=line, line_number=0, context=None)
+    except Exception:  # a plugin bug on odd input must not stop a run; our own rules still apply
+        found = set()
+    for ps in found:
+        v = ps.secret_value or ""
+        if not _value_ok(v):
+            continue
+        j = line.find(v)
+        while j >= 0:
+            out.append((s + j, s + j + len(v), "password"))
+            j = line.find(v, j + len(v))
+    return out
+
+
+def _token_spans(line: str, s: int, which: set[str]) -> list[Span]:
+    """detect-secrets' token formats (whole tokens; group 1 where the plugin marks the secret part)."""
+    out: list[Span] = []
     for name, _, patterns, group in _ds()[1]:
         if name not in which:
             continue
@@ -343,6 +359,16 @@ def _line_spans(text: str, s: int, e: int, which: set[str]) -> list[Span]:
                             end += 1
                     out.append((s + m.start(g), s + end, name))
     return out
+
+
+#: ``<word> password: value`` — a sentence ("accounts with an empty password: guest", chage's "Last password
+#: change : …"), not a configuration key: a ``key: value`` setting starts its line or follows a quote or brace
+_PROSE_LABEL = re.compile(r"(?i)[a-z][ \t]+[\w.-]*" + _NAME + r"\w*[ \t]*:")
+
+
+def _prose_label(line: str, m: "re.Match[str]") -> bool:
+    sep = line[m.start():m.start(1)]
+    return ":" in sep and "=" not in sep and bool(re.search(r"[A-Za-z][ \t]+$", line[:m.start()]))
 
 
 def _merge(spans: list[Span]) -> list[Span]:

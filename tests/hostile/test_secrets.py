@@ -79,6 +79,8 @@ def test_log_lines_are_redacted():
 
 @pytest.mark.parametrize("text", [
     "passwd: /etc/passwd",
+    "accounts with an empty password: guest",
+    "Last password change                                    : Jan 01, 2026",
     "PREVENT_NO_AUTH superuser",
     "password    requisite     pam_pwquality.so retry=3",
     "auth    [success=1 default=ignore]  pam_unix.so nullok",
