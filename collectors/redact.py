@@ -429,9 +429,15 @@ def _may_hold(s: str) -> bool:
 _PUBLIC_KEYS = re.compile(r"(?i)public|fingerprint|digest|sha1|sha256|spki|serial|signature|pin_|as_pem|nonce")
 
 
-def _strings(obj: Any, out: list[str], public: Optional[set[int]] = None, _pub: bool = False) -> None:
+#: a key naming a credential (``password``, ``db_pass``, ``client_secret``, ``api_key``): its string value is one
+_SECRET_KEY = re.compile(r"(?i)(?:" + _NAME + r"|masterauth)$")
+
+
+def _strings(obj: Any, out: list[str], public: Optional[set[int]] = None, _pub: bool = False,
+             secret: Optional[set[int]] = None) -> None:
     """Every string of a JSON-like value, keys included, in a fixed walk order; ``public`` collects the indexes
-    of values found under a public-material key (see _PUBLIC_KEYS)."""
+    of values found under a public-material key (see _PUBLIC_KEYS), ``secret`` those that are the value of a
+    credential-named key (``{"password": "…"}``: key and value are two strings, no detector sees them together)."""
     if isinstance(obj, str):
         if _pub and public is not None:
             public.add(len(out))
@@ -440,10 +446,13 @@ def _strings(obj: Any, out: list[str], public: Optional[set[int]] = None, _pub: 
         for k, v in obj.items():
             if isinstance(k, str):
                 out.append(k)
-            _strings(v, out, public, _pub or (isinstance(k, str) and bool(_PUBLIC_KEYS.search(k))))
+                if secret is not None and isinstance(v, str) and _SECRET_KEY.search(k) and _value_ok(v) \
+                        and k.lower() not in _NOT_NAMES:
+                    secret.add(len(out))
+            _strings(v, out, public, _pub or (isinstance(k, str) and bool(_PUBLIC_KEYS.search(k))), secret)
     elif isinstance(obj, (list, tuple)):
         for v in obj:
-            _strings(v, out, public, _pub)
+            _strings(v, out, public, _pub, secret)
 
 
 def _joined_spans(strings: list[str], public: Optional[set[int]] = None) -> dict[int, list[Span]]:
@@ -452,23 +461,33 @@ def _joined_spans(strings: list[str], public: Optional[set[int]] = None) -> dict
     generic key-material finding (a public key is random base64 too); every other detector still applies."""
     import bisect
 
-    text = "\n".join(strings)
-    spans = _spans(text)
-    if not spans:
-        return {}
-    starts, pos = [], 0
-    for st in strings:
-        starts.append(pos)
-        pos += len(st) + 1
     out: dict[int, list[Span]] = {}
-    for s0, e0, k in spans:
-        i = bisect.bisect_right(starts, s0) - 1
-        while i < len(strings) and starts[i] < e0:  # a span may cross strings (an armoured key split in two)
-            a, b = max(s0, starts[i]) - starts[i], min(e0, starts[i] + len(strings[i])) - starts[i]
-            if b > a and not (k == "key_material" and public and i in public):
-                out.setdefault(i, []).append((a, b, k))
-            i += 1
+    first = 0
+    while first < len(strings):
+        # batches of about 1 MiB: a fleet's results.json is never joined into one more string of its size
+        last, size = first, 0
+        while last < len(strings) and (size < _BATCH or last == first):
+            size += len(strings[last]) + 1
+            last += 1
+        batch = strings[first:last]
+        spans = _spans("\n".join(batch))
+        if spans:
+            starts, pos = [], 0
+            for st in batch:
+                starts.append(pos)
+                pos += len(st) + 1
+            for s0, e0, k in spans:
+                j = bisect.bisect_right(starts, s0) - 1
+                while j < len(batch) and starts[j] < e0:  # a span may cross strings (an armoured key split in two)
+                    a, b = max(s0, starts[j]) - starts[j], min(e0, starts[j] + len(batch[j])) - starts[j]
+                    if b > a and not (k == "key_material" and public and first + j in public):
+                        out.setdefault(first + j, []).append((a, b, k))
+                    j += 1
+        first = last
     return out
+
+
+_BATCH = 1 << 20
 
 
 def _apply(st: str, spans: list[Span]) -> str:
@@ -494,8 +513,11 @@ def redact_obj(obj: Any, tally: Optional[Tally] = None) -> Any:
         return obj
     strings: list[str] = []
     public: set[int] = set()
-    _strings(obj, strings, public)
+    secret: set[int] = set()
+    _strings(obj, strings, public, secret=secret)
     hits = _joined_spans(strings, public)
+    for i in secret:
+        hits[i] = [(0, len(strings[i]), "password")]
     if not hits:
         return obj
     if tally is not None:
@@ -564,7 +586,8 @@ def scan_bytes(data: bytes, is_json: bool = False) -> list[str]:
             return []
         strings: list[str] = []
         public: set[int] = set()
-        _strings(doc, strings, public)
+        secret: set[int] = set()
+        _strings(doc, strings, public, secret=secret)
         # one pass over every string, each on its own line: the cost of one text, not of one call per string
-        return [k for sp in _joined_spans(strings, public).values() for _, _, k in sp]
+        return [k for sp in _joined_spans(strings, public).values() for _, _, k in sp] + ["password"] * len(secret)
     return scan_text(text)

@@ -108,3 +108,16 @@ def test_public_key_material_in_json_is_kept_private_key_is_not():
     assert out["note"] == "<redacted>"  # the same bytes anywhere else: key material
     key_line = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgbMgeIrbBdwyW2CeG"
     assert redact_obj({"public_bytes": key_line})["public_bytes"] == "<redacted>"
+
+
+def test_credential_named_keys_and_batches(monkeypatch):
+    """``{"password": "…"}`` in facts: key and value are separate strings, the key names the value a secret. Large
+    documents are scanned in batches: a secret at any position is found."""
+    import collectors.redact as R
+
+    monkeypatch.setattr(R, "_BATCH", 64)
+    doc = {"filler": ["x" * 50] * 20, "cfg": {"password": "Kv1Secretqw", "db_pass": "ok", "password_state": "locked",
+                                              "api_key": "Kv2Secretqw"}, "tail": ["y" * 40, "rootpw Kv3Secretqw"]}
+    out = json.dumps(redact_obj(doc))
+    assert "Kv1Secretqw" not in out and "Kv2Secretqw" not in out and "Kv3Secretqw" not in out
+    assert '"password_state": "locked"' in out and '"db_pass": "ok"' in out

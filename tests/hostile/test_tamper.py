@@ -285,6 +285,15 @@ def zip_cases(good: str, tmp_path) -> dict[str, str]:
     raw[off + 30 + name_len + extra_len + 2] ^= 0xFF
     open(badcrc, "wb").write(bytes(raw))
     out["bad-crc"] = badcrc
+    stored = str(d / "bad-crc-stored.zip")  # stored (not deflated): only the CRC can tell the change
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as zout:
+        for zi in zin.infolist():
+            zout.writestr(zi.filename, zin.read(zi))
+    raw2 = bytearray(open(stored, "rb").read())
+    i = raw2.find(b'"schema"')  # inside results.json's data
+    raw2[i + 2] ^= 0x01
+    open(stored, "wb").write(bytes(raw2))
+    out["bad-crc-stored"] = stored
     enc = str(d / "encrypted.zip")
     shutil.copy(good, enc)
     _patch_first_local_header(enc, 6, b"\x01\x08")  # general purpose flags: encrypted + UTF-8
@@ -304,7 +313,7 @@ def test_bad_zips_are_rejected_cleanly(pristine, keys, tmp_path):
     r = cli("verify", good, "--pubkey", keys["good"] + ".pub")
     assert r.returncode == 0, r.stdout + r.stderr
     cases = zip_cases(good, tmp_path)
-    assert len(cases) == 10
+    assert len(cases) == 11
     for name, path in cases.items():
         r = cli("verify", path, "--pubkey", keys["good"] + ".pub")
         assert r.returncode == 1, (name, r.stdout, r.stderr)
