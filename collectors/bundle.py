@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 from probes.base import Evidence
 
 from . import signing
-from .redact import Tally, redact_bytes, redact_obj, scan_bytes
+from .redact import Tally, redact_bytes, redact_obj, scan_bytes, scan_json_file
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "urn:evidence-agent:bundle:v1"
@@ -235,9 +235,13 @@ def final_scan(root: str) -> dict[str, Any]:
         if rel in CONTROL_FILES or rel in ("manifest.json", "allowed_signers"):
             continue
         full = os.path.join(root, rel)
+        scanned += 1
+        if rel.endswith(".json") and os.path.getsize(full) > (1 << 20):
+            kinds = scan_json_file(full)  # a fleet's results.json: line by line, never whole in memory
+            if not kinds:
+                continue
         with open(full, "rb") as f:
             data = f.read()
-        scanned += 1
         kinds = scan_bytes(data, rel.endswith(".json"))
         if not kinds:
             continue

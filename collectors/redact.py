@@ -130,11 +130,8 @@ _CRYPT_ID = re.compile(_CRYPT_IDS)
 #: one cheap pattern, the identifier checked afterwards (an alternation after every '$' of a shell script is slow)
 _CRYPT = re.compile(r"\$([0-9A-Za-z-]{1,16})\$[./A-Za-z0-9$=,+\-]{8,}")
 _DJANGO = re.compile(r"(?:pbkdf2_sha(?:1|256)|bcrypt_sha256|argon2|scrypt)\$[^\s:'\"]{8,}")
-_DJANGO_TRIGGERS = ("pbkdf2_", "bcrypt_", "argon2$", "scrypt$")
 _LDAP = re.compile(r"\{(?i:s?sha(?:1|224|256|384|512)?|s?md5|crypt|pbkdf2[\w-]*|argon2\w*|bcrypt|cleartext|plain|"
                    r"ns-mta-md5|ssha-?\d*)\}[^\s'\"]{4,}")
-_LDAP_TRIGGERS = ("{ssha", "{sha", "{smd5", "{md5", "{crypt", "{pbkdf2", "{argon2", "{bcrypt", "{cleartext", "{plain",
-                  "{ns-mta")
 _MYSQL_HASH = re.compile(r"\*(?<![0-9A-Za-z]\*)[0-9A-Fa-f]{40}(?![0-9A-Za-z])")
 _PEM_PRIVATE = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY(?: BLOCK)?-----(.*?)(?:-----END \1PRIVATE KEY(?: BLOCK)?-----|\Z)",
                           re.S)
@@ -155,7 +152,7 @@ _MYSQL_P = re.compile(r"(?i)\b(?:mysql\w*|mariadb\w*)\b[^\n|;&]*?\s-p(?![\s-])(\
 _SSHPASS_P = re.compile(r"(?i)\bsshpass\b[^\n|;&]*?\s-p[ \t]*(?!-)(\S+)")
 #: ``curl -u user:SECRET``, ``wget --password=…`` is an option above
 _CURL_U = re.compile(r"(?i)\bcurl\b[^\n|;&]*?\s(?:-u|--user)[ \t]*[\"']?[^\s:\"']+:([^\s\"']+)")
-_AUTH_HEADER = re.compile(r"(?i)(?:authorization|proxy-authorization)\s*[:=]\s*\"?(?:bearer|basic|token|digest)\s+([^\s\"]+)")
+_AUTH_HEADER = re.compile(r"(?i)(?:authorization|proxy-authorization)[ \t]*[:=][ \t]*\"?(?:bearer|basic|token|digest)[ \t]+([^\s\"]+)")
 #: values that are configuration words, not secrets (``PasswordAuthentication: yes``, ``PASS_MAX_DAYS=90``)
 _PLAIN_VALUES = {"yes", "no", "true", "false", "on", "off", "none", "null", "required", "optional", "sufficient",
                  "requisite", "include", "substack", "prompt", "disabled", "enabled", "any", "all", "*", "ok",
@@ -216,12 +213,6 @@ def _public_armour_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _line_bounds(text: str, pos: int) -> tuple[int, int]:
-    s = text.rfind("\n", 0, pos) + 1
-    e = text.find("\n", pos)
-    return s, (len(text) if e < 0 else e)
-
-
 Span = tuple[int, int, str]
 
 
@@ -238,73 +229,156 @@ def _value_ok(v: str) -> bool:
 
 
 def _find(text: str) -> list[Span]:
-    """Every secret's (start, end, kind) in ``text``: the value only, so the name stays readable."""
+    """Every secret's (start, end, kind) in ``text``: the value only, so the name stays readable.
+
+    Line by line, each distinct line scanned once and its result kept (:func:`_line_result`): most lines are the
+    same on every host of a fleet (the probe scripts themselves, stock configuration), and the final scan before
+    signing reads back what was just written. Only the patterns that span lines (armoured keys) look at the whole
+    text."""
     spans: list[Span] = []
-    low = text.lower()
-    same = len(low) == len(text)  # lower() never shortens; equal lengths mean equal offsets
-    if "private" in low or "private-lines" in low:
+    if "PRIVATE KEY" in text:
         for m in _PEM_PRIVATE.finditer(text):
             spans.append((m.start(2), m.end(2), "private_key"))
+    if "Private-Lines:" in text:
         for m in _PUTTY.finditer(text):
             spans.append((m.start(1), m.end(1), "private_key"))
+    lines = text.split("\n")
+    cache = _LINE_CACHE
+    fresh = [ln for ln in dict.fromkeys(lines) if ln not in cache]
+    fresh_result: dict[str, tuple[Span, ...]] = _scan_fresh(fresh) if fresh else {}
+    public: Optional[list[tuple[int, int]]] = None
+    pos = 0
+    for line in lines:
+        found = cache.get(line)
+        if found is None:
+            found = fresh_result.get(line)
+        if found is None:  # the cache was emptied meanwhile by another thread
+            found = _line_result(line)
+        for a, b, k in found:
+            if k == "key_material":  # random base64 inside a certificate, public key or signature is evidence
+                if public is None:
+                    public = _public_armour_spans(text) if "-----BEGIN" in text else []
+                if any(x <= pos + a < y for x, y in public):
+                    continue
+            spans.append((pos + a, pos + b, k))
+        pos += len(line) + 1
+    return spans
+
+
+def _scan_fresh(fresh: list[str]) -> dict[str, tuple[Span, ...]]:
+    """Scan the lines never seen before as one block (one ``str.find`` per trigger word over the block, not one
+    per line), and keep each line's result."""
+    import bisect
+
+    block = "\n".join(fresh)
+    starts, pos = [], 0
+    for ln in fresh:
+        starts.append(pos)
+        pos += len(ln) + 1
+    per: list[list[Span]] = [[] for _ in fresh]
+    marked: set[int] = set()
+    for s0, e0, k in _find_block(block, marked):
+        i = bisect.bisect_right(starts, s0) - 1
+        per[i].append((s0 - starts[i], min(e0, starts[i] + len(fresh[i])) - starts[i], k))
+    global _LINE_CACHE_CHARS
+    cache = _LINE_CACHE
+    size = sum(len(ln) for ln in fresh)
+    if len(cache) + len(fresh) > _LINE_CACHE_MAX or _LINE_CACHE_CHARS + size > _LINE_CACHE_MAX_CHARS:
+        cache.clear()  # bounded memory whatever the fleet size; the common lines come back with the next host
+        _LINE_CACHE_CHARS = 0
+    for ln, sp in zip(fresh, per):
+        if len(ln) <= 16384:
+            cache[ln] = tuple(sp)
+    _LINE_CACHE_CHARS += size
+    return {ln: tuple(sp) for ln, sp in zip(fresh, per)}
+
+
+def _find_block(text: str, marked: Optional[set[int]] = None) -> list[Span]:
+    """Line-local detectors over a block of lines: hashes and key material by regex over the whole block,
+    keyword and token rules only on the lines where a trigger word occurs (found with ``str.find``)."""
+    spans: list[Span] = []
     if "$" in text:
         spans += [(m.start(), m.end(), "password_hash") for m in _CRYPT.finditer(text)
                   if _CRYPT_ID.fullmatch(m.group(1))]
-        if any(t in low for t in _DJANGO_TRIGGERS):
-            spans += [(m.start(), m.end(), "password_hash") for m in _DJANGO.finditer(text)]
+        spans += [(m.start(), m.end(), "password_hash") for m in _DJANGO.finditer(text)]
     if "{" in text:
         spans += [(m.start(), m.end(), "password_hash") for m in _LDAP.finditer(text)]
     if "*" in text:
         spans += [(m.start(), m.end(), "password_hash") for m in _MYSQL_HASH.finditer(text)]
-    public: Optional[list[tuple[int, int]]] = None
     for m in _B64_RUN.finditer(text):
         tok = m.group(0)
         if _is_private_der(tok):
             spans.append((m.start(), m.end(), "private_key"))
-            continue
         # A key body line is 64 (PEM) or 70 (OpenSSH) characters of random base64; it can appear bare, or quoted
         # in a tool's error message ("no argument after keyword \"MIIC…\"").
-        if len(tok) < 60 or re.fullmatch(r"[0-9a-fA-F]+", tok) or _entropy(tok) < 4.0 or _is_ssh_public(tok):
-            continue  # a digest, a word or a public key: not the 64-character line of a key body
-        if public is None:
-            public = _public_armour_spans(text)
-        if any(a <= m.start() < b for a, b in public):
-            continue
-        spans.append((m.start(), m.end(), "key_material"))
-    if not same:
-        return spans + _find_lines(text, [(0, len(text))])
-    lines: dict[tuple[int, int], set[str]] = {}
+        elif not (len(tok) < 60 or re.fullmatch(r"[0-9a-fA-F]+", tok) or _entropy(tok) < 4.0 or _is_ssh_public(tok)):
+            spans.append((m.start(), m.end(), "key_material"))
+    low = text.lower()
+    if len(low) != len(text):  # case folding changed lengths (rare scripts): line by line, offsets stay exact
+        pos = 0
+        for ln in text.split("\n"):
+            spans += [(pos + a, pos + b, k) for a, b, k in _line_result(ln)
+                      if k not in ("password_hash", "private_key", "key_material")]
+            pos += len(ln) + 1
+        return spans
+    lines_hit: dict[tuple[int, int], set[str]] = {}
     for t, names in _triggers():
         i = low.find(t)
         while i >= 0:
-            b = _line_bounds(text, i)
-            lines.setdefault(b, set()).update(names)
-            i = low.find(t, b[1])
-    if "authorization" in low:
-        spans += [(m.start(1), m.end(1), "auth_header") for m in _AUTH_HEADER.finditer(text)]
-    for (s, e), which in lines.items():
-        spans += [(s + a, s + b, k) for a, b, k in _line_spans_cached(text[s:e], tuple(sorted(which)))]
+            s = text.rfind("\n", 0, i) + 1
+            e = text.find("\n", i)
+            e = len(text) if e < 0 else e
+            lines_hit.setdefault((s, e), set()).update(names)
+            i = low.find(t, e)
+    if marked is not None:
+        marked.update(s for s, _ in lines_hit)
+    for (s, e), which in lines_hit.items():
+        spans += _line_spans(text, s, e, which)
+        if "authorization" in low[s:e]:
+            spans += [(s + m.start(1), s + m.end(1), "auth_header") for m in _AUTH_HEADER.finditer(text[s:e])]
     return spans
 
 
-@functools.lru_cache(maxsize=8192)
-def _line_spans_cached(line: str, which: tuple[str, ...]) -> tuple[Span, ...]:
-    """Per line, cached: the lines that hold a trigger word are mostly the same on every host (the probe
-    scripts themselves, stock configuration), so a fleet run pays for each distinct line once."""
-    return tuple(_line_spans(line, 0, len(line), set(which)))
+#: results per distinct line (bounded: cleared when full); lines are immutable, so sharing between threads is safe
+_LINE_CACHE: dict[str, tuple[Span, ...]] = {}
+_LINE_CACHE_MAX = 30_000
+_LINE_CACHE_MAX_CHARS = 4_000_000  # with the entries' overhead, ~10 MB at most
+_LINE_CACHE_CHARS = 0
 
 
-def _find_lines(text: str, bounds: Iterable[tuple[int, int]]) -> list[Span]:
-    """Fallback when lower() changed offsets (rare non-ASCII case folding): every detector on every line."""
-    out: list[Span] = []
-    names = {"keyword"} | {n for n, _, _, _ in _ds()[1]}
-    for s, e in bounds:
-        pos = s
-        for line in text[s:e].split("\n"):
-            out += _line_spans(text, pos, pos + len(line), names)
-            pos += len(line) + 1
-    out += [(m.start(1), m.end(1), "auth_header") for m in _AUTH_HEADER.finditer(text)]
-    return out
+def _line_result(line: str) -> tuple[Span, ...]:
+    """The secrets in one line (offsets in the line): hashes, key material, then — only when a trigger word occurs
+    in it — the keyword rules, detect-secrets' keyword detector and the token formats that word wakes."""
+    spans: list[Span] = []
+    if "$" in line:
+        spans += [(m.start(), m.end(), "password_hash") for m in _CRYPT.finditer(line)
+                  if _CRYPT_ID.fullmatch(m.group(1))]
+        if "_" in line or "argon2$" in line or "scrypt$" in line:
+            spans += [(m.start(), m.end(), "password_hash") for m in _DJANGO.finditer(line)]
+    if "{" in line:
+        spans += [(m.start(), m.end(), "password_hash") for m in _LDAP.finditer(line)]
+    if "*" in line:
+        spans += [(m.start(), m.end(), "password_hash") for m in _MYSQL_HASH.finditer(line)]
+    if len(line) >= 40:
+        for m in _B64_RUN.finditer(line):
+            tok = m.group(0)
+            if _is_private_der(tok):
+                spans.append((m.start(), m.end(), "private_key"))
+            # A key body line is 64 (PEM) or 70 (OpenSSH) characters of random base64; it can appear bare, or
+            # quoted in a tool's error message ("no argument after keyword \"MIIC…\"").
+            elif not (len(tok) < 60 or re.fullmatch(r"[0-9a-fA-F]+", tok) or _entropy(tok) < 4.0
+                      or _is_ssh_public(tok)):
+                spans.append((m.start(), m.end(), "key_material"))
+    low = line.lower()
+    which: set[str] = set()
+    for t, names in _triggers():
+        if t in low:
+            which |= names
+    if which:
+        spans += _line_spans(line, 0, len(line), which)
+    if "authorization" in low:
+        spans += [(m.start(1), m.end(1), "auth_header") for m in _AUTH_HEADER.finditer(line)]
+    return tuple(spans)
 
 
 def _line_spans(text: str, s: int, e: int, which: set[str]) -> list[Span]:
@@ -433,26 +507,57 @@ _PUBLIC_KEYS = re.compile(r"(?i)public|fingerprint|digest|sha1|sha256|spki|seria
 _SECRET_KEY = re.compile(r"(?i)(?:" + _NAME + r"|masterauth)$")
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_kind(k: str) -> int:
+    """1: the key names public material, 2: it names a credential, 0: neither (cached: keys repeat in every host's
+    facts, and a regex per key was a third of the final scan)."""
+    if _PUBLIC_KEYS.search(k):
+        return 1
+    if _SECRET_KEY.search(k) and k.lower() not in _NOT_NAMES:
+        return 2
+    return 0
+
+
 def _strings(obj: Any, out: list[str], public: Optional[set[int]] = None, _pub: bool = False,
              secret: Optional[set[int]] = None) -> None:
     """Every string of a JSON-like value, keys included, in a fixed walk order; ``public`` collects the indexes
     of values found under a public-material key (see _PUBLIC_KEYS), ``secret`` those that are the value of a
     credential-named key (``{"password": "…"}``: key and value are two strings, no detector sees them together)."""
-    if isinstance(obj, str):
+    t = type(obj)
+    if t is str:
         if _pub and public is not None:
             public.add(len(out))
         out.append(obj)
-    elif isinstance(obj, dict):
+    elif t is dict:
         for k, v in obj.items():
-            if isinstance(k, str):
+            kind = 0
+            if type(k) is str:
                 out.append(k)
-                if secret is not None and isinstance(v, str) and _SECRET_KEY.search(k) and _value_ok(v) \
-                        and k.lower() not in _NOT_NAMES:
+                kind = _key_kind(k)
+                if kind == 2 and secret is not None and type(v) is str and _value_ok(v):
                     secret.add(len(out))
-            _strings(v, out, public, _pub or (isinstance(k, str) and bool(_PUBLIC_KEYS.search(k))), secret)
-    elif isinstance(obj, (list, tuple)):
+            tv = type(v)
+            if tv is str:  # the nearest key decides (as the streaming scan of a large document reads it)
+                if kind == 1 and public is not None:
+                    public.add(len(out))
+                out.append(v)
+            elif tv is dict or tv is list or tv is tuple or isinstance(v, (str, dict, list, tuple)):
+                _strings(v, out, public, kind == 1, secret)
+    elif t is list or t is tuple:
         for v in obj:
-            _strings(v, out, public, _pub, secret)
+            tv = type(v)
+            if tv is str:
+                if _pub and public is not None:
+                    public.add(len(out))
+                out.append(v)
+            elif tv is dict or tv is list or tv is tuple or isinstance(v, (str, dict, list, tuple)):
+                _strings(v, out, public, _pub, secret)
+    elif isinstance(obj, str):  # str subclasses
+        _strings(str(obj), out, public, _pub, secret)
+    elif isinstance(obj, dict):
+        _strings(dict(obj), out, public, _pub, secret)
+    elif isinstance(obj, (list, tuple)):
+        _strings(list(obj), out, public, _pub, secret)
 
 
 def _joined_spans(strings: list[str], public: Optional[set[int]] = None) -> dict[int, list[Span]]:
@@ -525,19 +630,25 @@ def redact_obj(obj: Any, tally: Optional[Tally] = None) -> Any:
     counter = iter(range(len(strings)))
 
     def rebuild(o: Any) -> Any:
+        """A copy only along the paths that hold a secret; every untouched subtree is the original object (a
+        fleet's results are not duplicated in memory for one redacted string)."""
         if isinstance(o, str):
             i = next(counter)
             return _apply(o, hits[i]) if i in hits else o
         if isinstance(o, dict):
-            out = {}
+            items, changed = [], False
             for k, v in o.items():
+                nk = k
                 if isinstance(k, str):
                     i = next(counter)
-                    k = _apply(k, hits[i]) if i in hits else k
-                out[k] = rebuild(v)
-            return out
+                    nk = _apply(k, hits[i]) if i in hits else k
+                nv = rebuild(v)
+                changed = changed or nk is not k or nv is not v
+                items.append((nk, nv))
+            return dict(items) if changed else o
         if isinstance(o, (list, tuple)):
-            return [rebuild(v) for v in o]
+            vals = [rebuild(v) for v in o]
+            return vals if any(a is not b for a, b in zip(vals, o)) else o
         return o
     return rebuild(obj)
 
@@ -575,6 +686,8 @@ def scan_bytes(data: bytes, is_json: bool = False) -> list[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return []
+    if is_json and len(text) > _BATCH:
+        return _scan_json_stream(text)
     if is_json:
         import json
 
@@ -591,3 +704,54 @@ def scan_bytes(data: bytes, is_json: bool = False) -> list[str]:
         # one pass over every string, each on its own line: the cost of one text, not of one call per string
         return [k for sp in _joined_spans(strings, public).values() for _, _, k in sp] + ["password"] * len(secret)
     return scan_text(text)
+
+
+_JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"(\s*:)?')
+
+
+def scan_json_file(path: str) -> list[str]:
+    """:func:`scan_bytes` of a large JSON file, read line by line (a JSON string never spans lines): neither the
+    file's text nor its document is ever whole in memory."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return _scan_json_stream(f)
+
+
+def _scan_json_stream(text: "str | Iterable[str]") -> list[str]:
+    """The final scan of a large JSON document (a fleet's results.json) without building it in memory: its string
+    literals are taken from the text in order, decoded, and scanned in batches as :func:`scan_bytes` does (a key
+    marks its value as public material or as a credential)."""
+    import json
+
+    found: list[str] = []
+    batch: list[str] = []
+    public: set[int] = set()
+    size = 0
+    pending = 0  # kind of the nearest key before this string
+    key_end = -1
+
+    def flush() -> None:
+        nonlocal batch, public, size
+        if batch:
+            found.extend(k for sp in _joined_spans(batch, public).values() for _, _, k in sp)
+        batch, public, size = [], set(), 0
+
+    for line in ([text] if isinstance(text, str) else text):
+        key_end = -1
+        for m in _JSON_STRING.finditer(line):
+            raw = m.group(1)
+            try:
+                st = json.loads(f'"{raw}"') if "\\" in raw else raw
+            except ValueError:
+                st = raw
+            if m.group(2):  # a key
+                pending, key_end = _key_kind(st), m.end()
+            elif pending == 1:
+                public.add(len(batch))
+            elif pending == 2 and key_end >= 0 and not line[key_end:m.start()].strip() and _value_ok(st):
+                found.append("password")  # the string value right after a credential-named key
+            batch.append(st)
+            size += len(st) + 1
+            if size >= _BATCH:
+                flush()
+    flush()
+    return found

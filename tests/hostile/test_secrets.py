@@ -121,3 +121,17 @@ def test_credential_named_keys_and_batches(monkeypatch):
     out = json.dumps(redact_obj(doc))
     assert "Kv1Secretqw" not in out and "Kv2Secretqw" not in out and "Kv3Secretqw" not in out
     assert '"password_state": "locked"' in out and '"db_pass": "ok"' in out
+
+
+def test_final_scan_of_a_large_document_streams_and_agrees(monkeypatch):
+    """A document larger than a batch is scanned from its text (no second copy in memory) with the same result."""
+    import collectors.redact as R
+
+    eph = "BJ2mWq3vQ8Yc0ZpL7sXoT1uGfN4rKaE9hD6yBtVwM5iJxHgCRnSlOkU2dPeIbFqA0zYjX3c7v8W1oLmN4pK6sQ9r"
+    doc = {"hosts": [{"password": "Kv1Secretqw", "public_bytes": eph, "line": "mysql -pKv2Secretqw",
+                      "note": "x\"y\\z", "n": i} for i in range(40)]}
+    raw = json.dumps(doc).encode()
+    monkeypatch.setattr(R, "_BATCH", 256)
+    assert len(raw) > R._BATCH
+    assert sorted(R.scan_bytes(raw, True)) == sorted(["password"] * 80)
+    assert R.scan_bytes(json.dumps(redact_obj(doc)).encode(), True) == []
