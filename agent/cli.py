@@ -8,6 +8,9 @@ Exit codes (stable, for scripts):
   3  verify: valid but stale (older than --max-age-days)
   4  output problem: the output directory is not empty, the key cannot be read or written
   5  another run holds the lock (run)
+  6  verify: signatures and hashes hold, but no trusted key was given or configured, so the
+     signer is NOT pinned (only the key inside the bundle was used; --pubkey, EVIDENCE_AGENT_PUBKEY
+     or the default signing key's .pub pin it)
   130 interrupted
 """
 from __future__ import annotations
@@ -23,7 +26,7 @@ from agent.yamlsrc import ConfigError
 
 from . import __version__
 
-EXIT_OK, EXIT_INVALID, EXIT_NO_HOST, EXIT_STALE, EXIT_OUTPUT, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_INVALID, EXIT_NO_HOST, EXIT_STALE, EXIT_OUTPUT, EXIT_LOCKED, EXIT_UNPINNED = 0, 1, 2, 3, 4, 5, 6
 DEFAULT_KEY = os.environ.get("EVIDENCE_AGENT_KEY") or os.path.join(
     os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "evidence-agent", "signing_key")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -141,21 +144,43 @@ def cmd_scan(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def trusted_pubkey_path(given: Optional[str]) -> tuple[Optional[str], str]:
+    """Which key pins the signer: --pubkey, else $EVIDENCE_AGENT_PUBKEY, else the default signing key's .pub
+    when it exists (the machine that signs also verifies). (None, "") when nothing is configured."""
+    if given:
+        return given, "--pubkey"
+    env = os.environ.get("EVIDENCE_AGENT_PUBKEY")
+    if env:
+        return env, "EVIDENCE_AGENT_PUBKEY"
+    if os.path.isfile(DEFAULT_KEY + ".pub"):
+        return DEFAULT_KEY + ".pub", "the default signing key"
+    return None, ""
+
+
 def cmd_verify(a: argparse.Namespace) -> int:
     from collectors.verify import verify_path
 
-    pub = _read_pubkey(a.pubkey)
+    path, source = trusted_pubkey_path(a.pubkey)
+    pub = _read_pubkey(path)
     if pub is False:
         return EXIT_INVALID
+    if pub is not None and source != "--pubkey":
+        print(f"pinned to {path} ({source})", file=sys.stderr)
     v = verify_path(a.bundle, pub, a.max_age_days)  # a folder or a .zip of one
+    from output.safe_text import one_line  # names inside a tampered bundle are chosen by whoever tampered
+
     for w in v.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {one_line(w)}", file=sys.stderr)
     if not v.valid:
-        print(f"INVALID: {a.bundle}")
+        print(f"INVALID: {one_line(a.bundle)}")
         for p in v.problems:
-            print(f"  - {p}")
+            print(f"  - {one_line(p)}")
         return EXIT_INVALID
     age = f", {v.age_days:.1f} days old" if v.age_days is not None else ""
+    if not v.pinned:
+        print(f"valid but UNPINNED: {v.files} files, signed by {v.fingerprint}{age} — the signer is not checked "
+              "against a trusted key (give --pubkey)")
+        return EXIT_UNPINNED
     if v.stale:
         print(f"valid but STALE: {v.files} files, signed by {v.fingerprint}{age} (older than {a.max_age_days} days)")
         return EXIT_STALE
@@ -225,8 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Verify a bundle: signatures over manifest.json and SHA256SUMS, each file's "
                                    "hash, and that no file was added or removed.")
     v.add_argument("bundle", help="bundle folder, or a .zip made by `pack`")
-    v.add_argument("--pubkey", help="trusted public key (.pub or allowed_signers line); without it the key "
-                                    "recorded in the bundle is used and a warning is printed")
+    v.add_argument("--pubkey", help="trusted public key (.pub or allowed_signers line). Default: "
+                                    "$EVIDENCE_AGENT_PUBKEY, else the default signing key's .pub if it exists; "
+                                    "with none of them only the key inside the bundle is used and the exit code is "
+                                    "6 (valid but unpinned)")
     v.add_argument("--max-age-days", type=float, default=None,
                    help="report the bundle as stale (exit 3) when its run finished longer ago than this")
     v.set_defaults(func=cmd_verify)

@@ -115,7 +115,11 @@ def _report(a: argparse.Namespace, root: str, baseline: Optional[str]) -> int:
     if out != "-" and (_inside(out, root) or (os.path.isdir(a.bundle) and _inside(out, a.bundle))):
         _err(f"{out}: inside the signed bundle; rendered reports go outside it (verify would report an added file)")
         return EXIT_OUTPUT
-    model = build_model(root, lang=a.lang, policy_dirs=a.policy_dir, pubkey=pub)
+    try:
+        model = build_model(root, lang=a.lang, policy_dirs=a.policy_dir, pubkey=pub)
+    except (OSError, ValueError) as e:  # a link, FIFO or device in place of a file; unreadable JSON
+        _err(f"{a.bundle}: not a readable bundle: {e}")
+        return EXIT_INVALID
     if root != a.bundle:  # from a .zip: evidence links point where the zip unpacks, beside it
         model.bundle = os.path.join(os.path.dirname(os.path.abspath(a.bundle)), os.path.basename(root))
     v = model.cover.verification

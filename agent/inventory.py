@@ -85,6 +85,7 @@ class Inventory:
     declared: dict[str, Any] = field(default_factory=dict)  # organisation-wide declarations (declare:)
     nmap: dict[str, Any] = field(default_factory=dict)
     tls_options: dict[str, Any] = field(default_factory=dict)
+    web_options: dict[str, Any] = field(default_factory=dict)  # probes.net.web.WebOptions fields
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -138,7 +139,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     if root.value is None:
         raise ConfigError(path, 1, "", "the inventory is empty")
     root.mapping({"version", "organisation", "scope", "defaults", "hosts", "networks", "tls", "web", "policy",
-                  "waivers", "nmap", "tls_options", "declare"}, required=("version", "scope"))
+                  "waivers", "nmap", "tls_options", "web_options", "declare"}, required=("version", "scope"))
     version = root.get("version")
     if version.int() != 1:
         raise version.error("unsupported inventory version (expected 1)")
@@ -265,7 +266,9 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         _nmap_options(nmap)
     tls_opts = root.get("tls_options")
     if tls_opts.value is not None:
-        tls_opts.mapping({"ca_file", "network_timeout", "robot", "http_headers"})
+        tls_opts.mapping({"ca_file", "network_timeout", "robot", "http_headers", "deadline"})
+        _limits(tls_opts, ("network_timeout", "deadline"))
+    web_opts = _web_options(root.get("web_options"), inv_dir)
     org = root.get("organisation").str()
     decl = root.get("declare")
     if decl.value is not None and not isinstance(decl.value, dict):
@@ -276,7 +279,45 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
         declared=_plain(decl.value or {}),
         tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
+        web_options=web_opts,
     )
+
+
+#: seconds (web and tls limits): positive, finite, and below a day (a typo of minutes for seconds shows up here)
+_MAX_SECONDS = 86400.0
+_WEB_SECONDS = ("connect_timeout", "read_timeout", "request_timeout", "url_timeout", "deadline")
+
+
+def _limits(node: Node, keys: tuple[str, ...]) -> dict[str, float]:
+    """Validate time limits of an options mapping; errors name the file, the line and the key."""
+    import math
+
+    out: dict[str, float] = {}
+    for k in keys:
+        if not node.has(k):
+            continue
+        n = node.get(k)
+        v = n.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise n.error(f"must be a positive, finite number of seconds (got {v!r})")
+        if v > _MAX_SECONDS:
+            raise n.error(f"{v} seconds is more than a day; limits are in seconds")
+        out[k] = float(v)
+    return out
+
+
+def _web_options(node: Node, inv_dir: str) -> dict[str, Any]:
+    """``web_options``: the HTTP checks' limits (see probes.net.web.WebOptions and README)."""
+    if node.value is None:
+        return {}
+    node.mapping(set(_WEB_SECONDS) | {"max_body_bytes", "tls_verify"})
+    out: dict[str, Any] = dict(_limits(node, _WEB_SECONDS))
+    if node.has("max_body_bytes"):
+        out["max_body_bytes"] = node.get("max_body_bytes").int(lo=1024, hi=64 * 1024 * 1024)
+    if node.has("tls_verify"):
+        v = node.get("tls_verify").req_str()
+        out["tls_verify"] = v if v in ("system", "disabled", "off") else _expand(v, inv_dir)
+    return out
 
 
 _NMAP_KEYS = {"ports", "top_ports", "udp_ports", "service_detection", "version_intensity", "timing", "max_retries",

@@ -17,7 +17,7 @@ import time
 from typing import IO, Any, Optional
 from urllib.parse import urlsplit
 
-from collectors.redact import redact
+from collectors.redact import redact, redact_obj
 
 
 def redact_url(url: str) -> str:
@@ -66,7 +66,8 @@ class Logger:
             if msg:
                 rec["msg"] = msg
             rec.update({k: v for k, v in fields.items() if v is not None})
-            line = json.dumps(rec, ensure_ascii=False, default=str)
+            # each value redacted on its own (a JSON-escaped line would hide a multi-line key from the detectors)
+            line = json.dumps(redact_obj(rec), ensure_ascii=False, default=str)
         else:
             prefix = "evidence-agent: " + ("" if level == "info" else f"{level}: ")
             line = prefix + (msg or event)

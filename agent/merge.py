@@ -8,12 +8,12 @@ kept under ``sources/`` as evidence, and every fact keeps its vantage and time.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from typing import Any, Optional
 
 from collectors import signing
 from collectors.bundle import BundleWriter, now_iso, read_json, safe_component
+from collectors.safeio import read_regular
 from collectors.verify import verify_bundle
 from policies.engine import Evaluator, HostInput
 from policies.model import load_profile
@@ -42,8 +42,11 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
         v = verify_bundle(src, pubkey_text)
         if not v.valid:
             raise MergeError(f"{src}: refusing to merge a bundle that does not verify: {v.problems[0]}")
-        res = read_json(src, "results.json")
-        inv = read_json(src, "inventory.json") if os.path.exists(os.path.join(src, "inventory.json")) else {}
+        try:
+            res = read_json(src, "results.json")
+            inv = read_json(src, "inventory.json") if os.path.exists(os.path.join(src, "inventory.json")) else {}
+        except (OSError, ValueError) as e:
+            raise MergeError(f"{src}: cannot read it as a bundle: {e}") from None
         loaded.append((src, res, inv, v.fingerprint))
     profiles = {r["run"]["profile"] for _, r, _, _ in loaded}
     if len(profiles) != 1:
@@ -59,7 +62,7 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
             p = os.path.join(src, f)
             if os.path.exists(p):
                 os.makedirs(writer.path(dest), exist_ok=True)
-                shutil.copyfile(p, writer.path(f"{dest}/{f}"))
+                writer.write_bytes(f"{dest}/{f}", read_regular(src, f))
         merged_from.append({"bundle": os.path.basename(os.path.normpath(src)), "run_id": res["run"]["id"],
                             "vantage": res["run"].get("vantage"), "finished": res["run"].get("finished"),
                             "signer": fp, "kept_in": dest})

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from collectors import signing
 from collectors.bundle import BundleWriter, now_iso, safe_component, seal
+from collectors.redact import redact, redact_obj
 from policies.engine import Evaluator, HostInput, summarize
 from policies.model import Profile
 from policies.netview import normalize_url
@@ -194,8 +195,10 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
                                  reason="no TLS endpoint declared in the inventory or found open by the scan"))
             else:
                 _progress(opts, f"tls: assessing {len(endpoints)} endpoint(s)")
-                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(**inv.tls_options),
-                                      time.monotonic() + 600)
+                tls_settings = dict(inv.tls_options)
+                tls_deadline = float(tls_settings.pop("deadline", tls.DEFAULT_DEADLINE))
+                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(**tls_settings),
+                                      time.monotonic() + tls_deadline)
                 declared = {(e["host"], e["port"]): e for e in endpoints}
                 for ep in fact.data.get("endpoints", []):
                     src = declared.get((ep.get("host"), ep.get("port")), {})
@@ -217,7 +220,8 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
                                  reason="no web URL declared in the inventory or web port found open by the scan"))
             else:
                 _progress(opts, f"web: checking {len(urls)} URL(s)")
-                fact = web.check_web(urls, inv.scope, web.WebOptions(), time.monotonic() + 600)
+                web_opts = web.WebOptions(**inv.web_options)
+                fact = web.check_web(urls, inv.scope, web_opts, time.monotonic() + web_opts.deadline)
                 for u in fact.data.get("urls", []):
                     u["vantage"] = opts.vantage
                 keep("web", fact)
@@ -253,7 +257,7 @@ def web_urls_from_scan(network_scan: dict[str, Any]) -> list[str]:
 
 def _progress(opts: ScanOptions, msg: str) -> None:
     if opts.progress:
-        opts.progress(msg)
+        opts.progress(redact(msg))  # host errors and names reach the terminal and the journal
 
 
 def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
@@ -353,7 +357,10 @@ def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInpu
                   for r in evaluator.profile.rules},
         "evidence_index": sorted(writer.evidence_index, key=lambda e: e["file"]),
     }
-    writer.write_json("results.json", results)
+    # results.json is redacted like every file, then records how many secrets were removed from the bundle
+    results = redact_obj(results, writer.redactions)
+    results["redactions"] = writer.redactions.to_json()
+    writer.write_json("results.json", results, redacted=True)
     predicate = {"run": results["run"], "hosts": results["hosts"], "revision": 1, "revisions": []}
     predicate.update(extra_predicate or {})
     seal(writer.root, key, predicate)

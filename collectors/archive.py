@@ -15,6 +15,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from typing import Iterator, Optional
 
 from .bundle import file_list
@@ -75,7 +76,7 @@ def safe_extract(zpath: str, dest: str, max_total: int = MAX_TOTAL_BYTES, max_en
     seen: set[str] = set()
     try:
         z = zipfile.ZipFile(zpath)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
         raise ArchiveError(f"{zpath}: not a readable zip ({e})") from None
     with z:
         infos = z.infolist()
@@ -83,6 +84,12 @@ def safe_extract(zpath: str, dest: str, max_total: int = MAX_TOTAL_BYTES, max_en
             raise ArchiveError(f"{zpath}: {len(infos)} entries, more than the cap of {max_entries}")
         for zi in infos:
             parts = _check_name(zi.filename)
+            if zi.flag_bits & 0x1:
+                raise ArchiveError(f"{zi.filename!r}: encrypted entry; a bundle zip is never encrypted")
+            if zi.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                method = {9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd"}.get(zi.compress_type, "unknown")
+                raise ArchiveError(f"{zi.filename!r}: compression method {zi.compress_type} ({method}) is not one "
+                                   "`pack` writes (stored or deflate); refusing it")
             kind = stat.S_IFMT(zi.external_attr >> 16)  # 0: no Unix type recorded (plain file)
             if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise ArchiveError(f"{zi.filename!r}: a link or special file; refusing it")
@@ -97,12 +104,18 @@ def safe_extract(zpath: str, dest: str, max_total: int = MAX_TOTAL_BYTES, max_en
                 os.makedirs(target, exist_ok=True)
                 continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with z.open(zi) as src, open(target, "xb") as dst:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    total += len(chunk)
-                    if total > max_total:
-                        raise ArchiveError(f"{zpath}: more than {max_total} bytes once decompressed; refusing it")
-                    dst.write(chunk)
+            try:
+                with z.open(zi) as src, open(target, "xb") as dst:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        total += len(chunk)
+                        if total > max_total:
+                            raise ArchiveError(f"{zpath}: more than {max_total} bytes once decompressed; refusing it")
+                        dst.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError) as e:
+                if isinstance(e, ArchiveError):
+                    raise
+                # bad CRC, truncated data, a method or feature zipfile cannot read: a clear refusal, no traceback
+                raise ArchiveError(f"{zpath}: entry {zi.filename!r} cannot be read ({type(e).__name__}: {e})") from None
     return bundle_root(dest)
 
 

@@ -32,6 +32,8 @@ from policies.engine import summarize
 
 from . import signing
 from .bundle import now_iso, safe_component, seal
+from .redact import redact_bytes, redact_obj
+from .safeio import read_regular
 from .verify import verify_bundle
 
 STATUSES = ("implemented", "partial", "not_implemented", "not_applicable")
@@ -45,7 +47,7 @@ class AttachError(ValueError):
 def _write_json(path: str, obj: Any) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+        f.write(json.dumps(redact_obj(obj), ensure_ascii=False, indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -75,10 +77,8 @@ def attach(bundle: str, item: str, files: Sequence[str], key: signing.KeyPair, s
             raise AttachError(f"{f}: not a regular file")
         if os.path.getsize(f) > MAX_FILE_BYTES:
             raise AttachError(f"{f}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    with open(os.path.join(root, "results.json"), encoding="utf-8") as fh:
-        results = json.load(fh)
-    with open(os.path.join(root, "manifest.json"), "rb") as fh:
-        mbytes = fh.read()
+    results = json.loads(read_regular(root, "results.json").decode("utf-8"))
+    mbytes = read_regular(root, "manifest.json")
     pred = json.loads(mbytes).get("predicate") or {}
     control = next((c for c in results.get("controls") or [] if str(c.get("id")) == item), None)
     if control is None:
@@ -102,9 +102,11 @@ def attach(bundle: str, item: str, files: Sequence[str], key: signing.KeyPair, s
     added = []
     for i, src in enumerate(files):
         rel = f"evidence/자료{safe_component(item, 16)}-{serial + i}_manual_{safe_component(os.path.basename(src))}"
-        shutil.copyfile(src, os.path.join(root, rel))
-        with open(os.path.join(root, rel), "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()
+        with open(src, "rb") as fh:  # a text document goes through the same redaction as every bundle file
+            data = redact_bytes(fh.read(), rel.endswith(".json"))
+        with open(os.path.join(root, rel), "wb") as fh:
+            fh.write(data)
+        digest = hashlib.sha256(data).hexdigest()
         desc = f"{note} ({os.path.basename(src)})" if note else os.path.basename(src)
         results.setdefault("evidence_index", []).append({
             "file": rel, "host": "manual", "label": "manual", "items": [item], "collected_at": at,

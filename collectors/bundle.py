@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 from probes.base import Evidence
 
 from . import signing
-from .redact import redact
+from .redact import Tally, redact_bytes, redact_obj, scan_bytes, scan_json_file
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "urn:evidence-agent:bundle:v1"
@@ -62,6 +62,8 @@ class BundleWriter:
         self._dirs: set[str] = set()
         self._serial: dict[str, int] = {}
         self.evidence_index: list[dict[str, Any]] = []
+        #: every redaction made while writing, by kind; finalize records it in results.json ``redactions``
+        self.redactions = Tally()
 
     def create(self) -> None:
         if os.path.exists(self.root):
@@ -88,6 +90,8 @@ class BundleWriter:
         return full
 
     def write_bytes(self, rel: str, data: bytes) -> str:
+        """Every file of the bundle is written here or by :meth:`write_json`, and both redact secrets first."""
+        data = redact_bytes(data, rel.endswith(".json"), self.redactions)
         full = self._target(rel)
         tmp = full + ".tmp"
         with open(tmp, "wb") as f:
@@ -95,8 +99,11 @@ class BundleWriter:
         os.replace(tmp, full)
         return rel
 
-    def write_json(self, rel: str, obj: Any) -> str:
-        """Streamed to the file (a 500-host results.json is ~13 MB: never held as one string)."""
+    def write_json(self, rel: str, obj: Any, redacted: bool = False) -> str:
+        """Streamed to the file (a 500-host results.json is ~13 MB: never held as one string). Every string is
+        redacted first, unless the caller already did (``redacted``: results.json, whose counts come last)."""
+        if not redacted:
+            obj = redact_obj(obj, self.redactions)
         full = self._target(rel)
         tmp = full + ".tmp"
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -114,7 +121,7 @@ class BundleWriter:
             self._serial[item] = n
         ext = safe_component(ev.ext, 8)
         rel = f"evidence/자료{safe_component(item, 16)}-{n}_{safe_component(host)}_{safe_component(ev.label)}.{ext}"
-        body = redact(ev.content)
+        body = ev.content  # redacted with the whole file by write_bytes
         raw = body.encode("utf-8", "replace")
         truncated = len(raw) > MAX_EVIDENCE_BYTES
         if truncated:
@@ -128,7 +135,7 @@ class BundleWriter:
             lines.append(f"# items: {', '.join(ev.items)}")
             lines.append(f"# collected: {ev.collected_at}")
             lines.append(f"# exit code: {ev.exit_code if ev.exit_code is not None else 'none (not completed)'}")
-            for i, cl in enumerate(_clean(redact(ev.command)).splitlines() or [""]):
+            for i, cl in enumerate(_clean(ev.command).splitlines() or [""]):
                 lines.append(f"# {'command: ' if i == 0 else '          '}{cl}")
             if truncated:
                 lines.append(f"# NOTE: output cut at {MAX_EVIDENCE_BYTES} bytes")
@@ -159,8 +166,9 @@ class BundleWriter:
         src = os.path.normpath(os.path.join(src_root, rel))
         if not src.startswith(os.path.abspath(src_root) + os.sep):
             raise ValueError(f"evidence path escapes its bundle: {rel!r}")
-        with open(src, "rb") as f:
-            self.write_bytes(new, f.read())
+        from .safeio import read_regular
+
+        self.write_bytes(new, read_regular(src_root, rel))
         with self._lock:
             self.evidence_index.append({**meta, "file": new, "host": host, "copied_from": rel})
         return new
@@ -216,19 +224,56 @@ def sha256_file(path: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def final_scan(root: str) -> dict[str, Any]:
+    """The last look before signing: every file of the bundle read back and scanned by the same detectors the
+    writer used. Anything found (a file written around the writer, a detector that only matches the file as a
+    whole) is redacted in place, so it is never signed in clear, and reported."""
+    found: dict[str, int] = {}
+    files: list[str] = []
+    scanned = 0
+    for rel in file_list(root):
+        if rel in CONTROL_FILES or rel in ("manifest.json", "allowed_signers"):
+            continue
+        full = os.path.join(root, rel)
+        scanned += 1
+        if rel.endswith(".json") and os.path.getsize(full) > (1 << 20):
+            kinds = scan_json_file(full)  # a fleet's results.json: line by line, never whole in memory
+            if not kinds:
+                continue
+        with open(full, "rb") as f:
+            data = f.read()
+        kinds = scan_bytes(data, rel.endswith(".json"))
+        if not kinds:
+            continue
+        t = Tally()
+        red = redact_bytes(data, rel.endswith(".json"), t)
+        if red == data or scan_bytes(red, rel.endswith(".json")):
+            red = b"<redacted: this file held a secret the redaction could not remove>\n"
+        with open(full + ".tmp", "wb") as f:
+            f.write(red)
+        os.replace(full + ".tmp", full)
+        files.append(rel)
+        for k in kinds:
+            found[k] = found.get(k, 0) + 1
+    return {"files_scanned": scanned, "found": sum(found.values()), "by_kind": found, "files": files}
+
+
 def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str, Any]:
-    """Hash every file, write manifest + SHA256SUMS, sign both. Returns the manifest."""
+    """Scan for secrets one last time, hash every file, write manifest + SHA256SUMS, sign both. Returns the
+    manifest."""
     for f in CONTROL_FILES + ("manifest.json", "allowed_signers"):
         p = os.path.join(root, f)
         if os.path.exists(p):
             os.remove(p)
+    scan = final_scan(root)
     with open(os.path.join(root, "allowed_signers"), "w") as f:
         f.write(f"{signing.SIGNER_ID} namespaces=\"{signing.NAMESPACE}\" {signing.pub_line(key.public, '')}\n")
     subjects = []
     for rel in file_list(root):
         digest, size = sha256_file(os.path.join(root, rel))
         subjects.append({"name": rel, "digest": {"sha256": digest}, "annotations": {"size": size}})
-    pred = dict(predicate)
+    pred = redact_obj(dict(predicate))
+    pred["secret_scan"] = scan  # must say found: 0 (the writer redacted everything already)
     pred["signer"] = {"fingerprint": signing.fingerprint(key.public), "public_key": signing.pub_line(key.public),
                       "namespace": signing.NAMESPACE, "identity": signing.SIGNER_ID}
     pred["sealed"] = now_iso()
@@ -253,13 +298,15 @@ def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str
 
 
 def read_json(root: str, rel: str) -> Any:
-    with open(os.path.join(root, rel), encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON file of a bundle: a regular file (never through a link, never a FIFO), size-capped."""
+    from .safeio import read_regular
+
+    return json.loads(read_regular(root, rel).decode("utf-8"))
 
 
 def iter_facts(root: str) -> Iterable[tuple[str, dict[str, Any]]]:
     d = os.path.join(root, "facts")
-    for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+    for f in sorted(os.listdir(d)) if os.path.isdir(d) and not os.path.islink(d) else []:
         if f.endswith(".json"):
             yield f[:-5], read_json(root, f"facts/{f}")
 

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from . import signing
-from .bundle import CONTROL_FILES, PREDICATE_TYPE, STATEMENT_TYPE, file_list, sha256_file
+from .bundle import CONTROL_FILES, PREDICATE_TYPE, STATEMENT_TYPE, file_list
+from .safeio import MAX_CONTROL_BYTES, UnsafeFile, check_tree, chunks, read_optional
 
 
 @dataclass
@@ -26,14 +27,27 @@ class Verdict:
     files: int = 0
     age_days: Optional[float] = None
     stale: bool = False
+    pinned: bool = False  # checked against a trusted key given by the caller (not the key inside the bundle)
 
 
-def _read(root: str, rel: str) -> Optional[bytes]:
+def _read(root: str, rel: str, v: Optional[Verdict] = None) -> Optional[bytes]:
+    """A control file, never through a link, never more than the cap; None (with the reason in ``v``) if unreadable."""
     try:
-        with open(os.path.join(root, rel), "rb") as f:
-            return f.read()
-    except OSError:
+        return read_optional(root, rel, MAX_CONTROL_BYTES)
+    except OSError as e:
+        if v is not None:
+            v.problems.append(str(e) if isinstance(e, UnsafeFile) else f"{rel}: {e.strerror or e}")
         return None
+
+
+def _digest(root: str, rel: str, size: int) -> tuple[str, int]:
+    """sha256 and length of a listed file, reading at most one byte more than the manifest's size."""
+    h = hashlib.sha256()
+    n = 0
+    for b in chunks(root, rel, max(0, size)):
+        h.update(b)
+        n += len(b)
+    return h.hexdigest(), n
 
 
 def verify_bundle(root: str, pubkey_text: Optional[str] = None, max_age_days: Optional[float] = None) -> Verdict:
@@ -41,13 +55,17 @@ def verify_bundle(root: str, pubkey_text: Optional[str] = None, max_age_days: Op
     if not os.path.isdir(root):
         v.problems.append(f"{root}: not a directory")
         return v
-    mbytes = _read(root, "manifest.json")
-    msig = _read(root, "manifest.json.sig")
-    sbytes = _read(root, "SHA256SUMS")
-    ssig = _read(root, "SHA256SUMS.sig")
+    # the shape first: a link, FIFO or device anywhere is refused before any file is opened
+    v.problems.extend(check_tree(root))
+    if v.problems:
+        return v
+    mbytes = _read(root, "manifest.json", v)
+    msig = _read(root, "manifest.json.sig", v)
+    sbytes = _read(root, "SHA256SUMS", v)
+    ssig = _read(root, "SHA256SUMS.sig", v)
     for name, data in (("manifest.json", mbytes), ("manifest.json.sig", msig), ("SHA256SUMS", sbytes),
                        ("SHA256SUMS.sig", ssig)):
-        if data is None:
+        if data is None and not any(p.startswith(name + ":") for p in v.problems):
             v.problems.append(f"{name}: missing")
     if v.problems:
         return v
@@ -70,11 +88,13 @@ def verify_bundle(root: str, pubkey_text: Optional[str] = None, max_age_days: Op
             v.problems.append(f"{name}.sig: signed by {signing.fingerprint(signer)}, not by the given --pubkey "
                               f"{signing.fingerprint(trusted)}")
         v.fingerprint = signing.fingerprint(signer)
+    v.pinned = trusted is not None
     if trusted is None:
-        v.warnings.append("signature checked against the key recorded in the bundle; pass --pubkey to pin the signer")
+        v.warnings.append("signature checked against the key recorded in the bundle, which anyone who changed the "
+                          "bundle could have replaced; pass --pubkey (or set EVIDENCE_AGENT_PUBKEY) to pin the signer")
     try:
         manifest = json.loads(mbytes)
-        subjects = {s["name"]: s for s in manifest["subject"]}
+        subjects = {str(s["name"]): s for s in manifest["subject"]}
         if manifest.get("_type") != STATEMENT_TYPE or manifest.get("predicateType") != PREDICATE_TYPE:
             v.problems.append("manifest.json: not an evidence-agent in-toto statement")
     except (ValueError, KeyError, TypeError):
@@ -97,9 +117,20 @@ def verify_bundle(root: str, pubkey_text: Optional[str] = None, max_age_days: Op
     for rel in sorted(set(subjects) - present):
         v.problems.append(f"{rel}: file listed in the manifest is missing")
     for rel in sorted(present & set(subjects)):
-        digest, size = sha256_file(os.path.join(root, rel))
-        want = subjects[rel]["digest"]["sha256"]
-        if digest != want:
+        try:
+            want = str(subjects[rel]["digest"]["sha256"])
+            want_size = int((subjects[rel].get("annotations") or {}).get("size", MAX_CONTROL_BYTES))
+            digest, size = _digest(root, rel, want_size)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            v.problems.append(f"{rel}: manifest entry malformed")
+            continue
+        except OSError as e:
+            v.problems.append(str(e) if isinstance(e, UnsafeFile) else f"{rel}: cannot be read ({e.strerror})")
+            continue
+        if size != want_size:
+            v.problems.append(f"{rel}: content changed (size: {'more than ' if size > want_size else ''}{size} "
+                              f"bytes, the manifest says {want_size})")
+        elif digest != want:
             v.problems.append(f"{rel}: content changed (sha256 {digest[:12]}… != {want[:12]}…)")
         if sums.get(rel) != want:
             v.problems.append(f"{rel}: SHA256SUMS and manifest.json disagree")
@@ -124,7 +155,10 @@ def _check_revisions(root: str, pred: dict[str, Any], v: Verdict) -> None:
     """Earlier revisions kept under revisions/<n>/ (see collectors.attach) must still verify and match the record."""
     for r in pred.get("revisions") or []:
         n = r.get("revision") if isinstance(r, dict) else None
-        mb, sig = _read(root, f"revisions/{n}/manifest.json"), _read(root, f"revisions/{n}/manifest.json.sig")
+        if not isinstance(n, int):
+            v.problems.append(f"revision record malformed: {str(r)[:80]!r}")
+            continue
+        mb, sig = _read(root, f"revisions/{n}/manifest.json", v), _read(root, f"revisions/{n}/manifest.json.sig", v)
         if mb is None or sig is None:
             v.problems.append(f"revisions/{n}: manifest.json or its signature missing")
             continue

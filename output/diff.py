@@ -16,7 +16,6 @@ from ``facts/_network.json`` (nmap, per vantage) and from each host's
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Iterable, Optional
 
@@ -26,9 +25,10 @@ OPEN = (NI, PART)
 
 
 def _load(root: str, rel: str) -> Any:
+    from collectors.bundle import read_json  # regular files only, size-capped (a FIFO or link is refused)
+
     try:
-        with open(os.path.join(root, rel), encoding="utf-8") as f:
-            return json.load(f)
+        return read_json(root, rel)
     except (OSError, ValueError):
         return None
 

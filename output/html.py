@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from .diff import diff_lines
 from .report_model import STATUS_ORDER, ItemReport, ReportModel, fmt_params, link_prefix, status_choices
+from .safe_text import visible
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm 16mm 12mm; }
@@ -47,12 +48,13 @@ a { color: #0645ad; }
 .fill { min-height: 2.2em; }
 @media print { main { max-width: none; padding: 0; } a { color: #111; text-decoration: none; } }
 """
+
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 
 def e(x: Any) -> str:
     """Escape anything for HTML text and attribute values (quotes included)."""
-    return html.escape("" if x is None else str(x), quote=True)
+    return html.escape(visible(x), quote=True)  # control and bidi characters shown as escapes
 
 
 def _badge(status: str, label: str) -> str:

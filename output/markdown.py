@@ -16,13 +16,14 @@ from policies.engine import NI, PART
 
 from .diff import diff_lines
 from .report_model import STATUS_ORDER, ItemReport, ReportModel, fmt_params
+from .safe_text import visible
 
 _MD = re.compile(r"([\\`*_\[\]|#])")
 
 
 def md(x: Any) -> str:
     """Escape text for a Markdown paragraph or table cell: no HTML, no markup, no line breaks inside cells."""
-    s = "" if x is None else str(x)
+    s = visible(x)  # control and bidi characters shown as escapes
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD.sub(r"\\\1", s)
     return s.replace("\r", " ").replace("\n", "<br>")

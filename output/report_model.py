@@ -220,8 +220,9 @@ class ReportModel:
 
 
 def _read_json(root: str, rel: str) -> Any:
-    with open(os.path.join(root, rel), encoding="utf-8") as f:
-        return json.load(f)
+    from collectors.bundle import read_json  # regular files only, size-capped (a FIFO or link is refused)
+
+    return read_json(root, rel)
 
 
 def evidence_ref(path: str) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 from policies.engine import LABELS
 
+from .safe_text import one_line
+
 
 def _width(s: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
@@ -52,5 +54,6 @@ def render_summary(results: dict[str, Any], lang: str = "ko", show_manual: bool 
                  + (f"; 수동 점검 필요 {manual}" if lang == "ko" else f"; manual items {manual}"))
     bad = [h for h in results["hosts"] if not h["collected"]]
     for h in bad:
-        lines.append(("수집 실패: " if lang == "ko" else "Not collected: ") + f"{h['name']} ({h['address']}): {h['error']}")
+        lines.append(("수집 실패: " if lang == "ko" else "Not collected: ")
+                     + one_line(f"{h['name']} ({h['address']}): {h['error']}"))  # an SSH banner's escapes stay inert
     return "\n".join(lines)

@@ -112,14 +112,24 @@ def readme_recipe() -> str:
     return m.group(1)
 
 
+def run_recipe(bundle: str, signers: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The README block as printed, as one script file run by plain ``sh`` (no -e or pipefail added here:
+    the script itself must stop on a failed step)."""
+    script = os.path.join(os.path.dirname(signers), "verify.sh")
+    with open(script, "w") as f:
+        f.write(readme_recipe())
+    return subprocess.run(["sh", script], env=dict(os.environ, BUNDLE=bundle, SIGNERS=signers),
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def test_standard_tool_recipe_from_readme(bundle, signing_key, tmp_path):
     signers = tmp_path / "allowed_signers"
     pub = open(signing_key + ".pub").read().split()
     signers.write_text(f'evidence-agent namespaces="evidence-agent" {pub[0]} {pub[1]}\n')
-    env = dict(os.environ, BUNDLE=bundle, SIGNERS=str(signers))
-    r = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_recipe()], env=env, capture_output=True, text=True)
+    r = run_recipe(bundle, str(signers))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Good \"evidence-agent\" signature" in r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith("bundle verified")
 
 
 @pytest.mark.parametrize("tamper", ["change", "add", "remove"])
@@ -146,9 +156,9 @@ def test_tampering_is_detected_by_verify_and_by_the_recipe(bundle, signing_key, 
     signers = tmp_path / "allowed_signers"
     pub = open(signing_key + ".pub").read().split()
     signers.write_text(f'evidence-agent namespaces="evidence-agent" {pub[0]} {pub[1]}\n')
-    r = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_recipe()],
-                       env=dict(os.environ, BUNDLE=copy, SIGNERS=str(signers)), capture_output=True, text=True)
-    assert r.returncode != 0
+    r = run_recipe(copy, str(signers))
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "bundle verified" not in r.stdout
 
 
 def test_verify_rejects_other_signer(bundle, tmp_path, capsys):
@@ -219,7 +229,7 @@ hosts:
     inv = write_inventory(str(tmp_path / "inv.yml"), body)
     out = str(tmp_path / "b")
     assert scan(inv, out, signing_key) == 2
-    assert main(["verify", out]) == 0  # still a signed, valid bundle
+    assert main(["verify", out, "--pubkey", signing_key + ".pub"]) == 0  # still a signed, valid bundle
 
 
 def test_accept_new_records_the_new_key(tmp_path, sshd_server, signing_key):
@@ -339,7 +349,7 @@ def test_scan_baseline_is_recorded_and_reported(tmp_path, signing_key, capsys):
     assert scan(inv, new, signing_key, "--baseline", old) == 0
     run = results(new)["run"]
     assert run["baseline"]["path"] == os.path.abspath(old) and run["baseline"]["run_id"] == results(old)["run"]["id"]
-    assert main(["verify", new]) == 0  # recorded inside the signed results
+    assert main(["verify", new, "--pubkey", signing_key + ".pub"]) == 0  # recorded inside the signed results
     html = str(tmp_path / "r.html")
     assert main(["report", new, "--format", "html", "--out", html]) == 0
     assert "이전 점검 대비 변경 사항" in open(html, encoding="utf-8").read()

@@ -128,7 +128,7 @@ def test_body_that_breaks_off_is_kept_partial(netlab):
     addr = netlab.addr(15)
     srv = TcpListener(addr, 8080, b"HTTP/1.1 200 OK\r\nServer: Broken/1.0\r\nContent-Length: 100000\r\n\r\nabc")
     try:
-        fact = check_web([f"http://{addr}:8080/"], Scope.parse([netlab.scope_allow]), WebOptions(timeout=3),
+        fact = check_web([f"http://{addr}:8080/"], Scope.parse([netlab.scope_allow]), WebOptions(request_timeout=3),
                          time.monotonic() + 60)
     finally:
         srv.stop()

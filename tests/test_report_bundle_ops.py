@@ -196,7 +196,7 @@ def test_tampering_after_attach_fails(bundle, tmp_path):
     assert main(["verify", bundle]) == 1
     with open(ev, "wb") as f:
         f.write(b"policy")
-    assert main(["verify", bundle]) == 0
+    assert main(["verify", bundle, "--pubkey", pub()]) == 0
     old = os.path.join(bundle, "revisions", "1", "manifest.json")
     data = open(old, "rb").read()
     with open(old, "wb") as f:
@@ -214,7 +214,7 @@ def test_attach_refusals(bundle, tmp_path):
     assert main(["attach", bundle, "--item", "9.9.9", str(doc), "--key", key]) == 1
     assert main(["attach", bundle, "--item", "5.1.1", "--status", "not_applicable", "--key", key]) == 1  # no reason
     assert main(["attach", bundle, "--item", "5.1.1", str(doc), "--key", str(tmp_path / "nokey")]) == 4
-    assert main(["verify", bundle]) == 0  # nothing was changed by the refusals
+    assert main(["verify", bundle, "--pubkey", pub()]) == 0  # nothing was changed by the refusals
     assert not os.path.exists(os.path.join(bundle, "revisions"))
     with open(os.path.join(bundle, "results.json"), "a") as f:
         f.write(" ")
@@ -227,4 +227,4 @@ def test_attach_not_applicable_with_reason(bundle):
                  "전산실 없음 (클라우드 사용)", "--key", reportlib.key(), "--by", "ops"]) == 0
     c = next(c for c in reportlib.results(bundle)["controls"] if c["id"] == "10.1.1")
     assert c["status"] == "not_applicable" and c["manual_answer"]["reason"] == "전산실 없음 (클라우드 사용)"
-    assert main(["verify", bundle]) == 0
+    assert main(["verify", bundle, "--pubkey", pub()]) == 0

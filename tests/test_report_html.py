@@ -81,7 +81,7 @@ def test_cli_default_out_is_beside_the_bundle_and_verify_still_passes(tmp_path):
     assert main(["report", bundle]) == 0
     out = bundle + ".report.html"
     _links_resolve(open(out, encoding="utf-8").read(), str(tmp_path))
-    assert main(["verify", bundle]) == 0
+    assert main(["verify", bundle, "--pubkey", reportlib.key() + ".pub"]) == 0
     assert main(["report", bundle, "--out", os.path.join(bundle, "r.html")]) == 4  # never inside the signed set
 
 

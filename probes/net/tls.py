@@ -116,6 +116,10 @@ STARTTLS_SERVICES = {"smtp": "smtp", "submission": "smtp", "pop3": "pop3", "imap
 TLS_SERVICES = {"https", "ssl", "tls", "imaps", "pop3s", "smtps", "ldaps", "ftps", "https-alt"}
 
 
+#: seconds for the whole TLS family when the inventory's ``tls_options.deadline`` does not say
+DEFAULT_DEADLINE = 300.0
+
+
 @dataclass(frozen=True)
 class TlsOptions:
     """How to assess.

@@ -7,9 +7,13 @@ from the outside with a handful of ordinary HTTP requests per URL.
 
 How: ``requests`` with redirects handled by hand: every ``Location`` is resolved
 and checked against the :class:`agent.scope.Scope` before it is followed, and an
-out-of-scope target is recorded, never contacted. Every request is bounded (connect
-and read timeout, a total time per request, the call's deadline) and every body is
-streamed and cut at ``max_body_bytes`` (256 KiB). Proxy settings from the
+out-of-scope target is recorded, never contacted. Every request is bounded by a connect
+timeout, a read timeout (each read) and a total time (connect, TLS handshake, headers and
+body: a server that sends one byte a second, or never stops, is cut there by a timer that
+shuts its socket down); every URL by its own time budget (``url_timeout``, and never more
+than its fair share of what is left of the family's deadline, so one slow server cannot
+starve the others); every body is streamed and cut at ``max_body_bytes`` (256 KiB). The
+limits come from the inventory's ``web_options`` (agent/inventory.py). Proxy settings from the
 environment are ignored (``trust_env = False``): a proxy would be a host outside
 scope. Certificates are not verified unless the options name a CA bundle or the
 system store (internal servers often use an internal CA); the fact records which.
@@ -70,10 +74,12 @@ capped body excerpt (text, item 14.5.1).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import secrets
 import socket
 import ssl
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -116,7 +122,11 @@ class WebOptions:
     Attributes:
         tls_verify: None: no certificate verification (recorded as "disabled (internal CA)");
             "system": the system store; any other value: path of a CA bundle.
-        timeout: seconds per request (connect, each read, and the whole body).
+        connect_timeout: seconds to open the TCP connection.
+        read_timeout: seconds of silence allowed on each read.
+        request_timeout: seconds for a whole request (connect, handshake, headers, body).
+        url_timeout: seconds for all the requests of one URL.
+        deadline: seconds for the whole web family (the caller turns it into the ``deadline`` argument).
         max_body_bytes: body bytes read per response.
         max_redirects: redirects followed per URL (each one checked against the scope).
         evidence_body_bytes: body excerpt kept per response in the evidence.
@@ -126,7 +136,11 @@ class WebOptions:
     """
 
     tls_verify: Optional[str] = None
-    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 5.0
+    request_timeout: float = 10.0
+    url_timeout: float = 30.0
+    deadline: float = 300.0
     max_body_bytes: int = 256 * 1024
     max_redirects: int = 5
     evidence_body_bytes: int = 4096
@@ -152,6 +166,113 @@ def load_default_pages(path: Optional[str] = None) -> dict[str, Any]:
     return {"version": str(doc.get("version", "")), "pages": pages,
             "listing_paths": [str(x) for x in doc.get("listing_paths", ["/"])],
             "listing_patterns": [re.compile(x, re.IGNORECASE) for x in doc.get("listing_patterns", [])]}
+
+
+class _Watch:
+    """One request's total-time timer (see :class:`_Tracker`)."""
+
+    def __init__(self, tracker: "_Tracker", budget: float) -> None:
+        self.started = time.monotonic()
+        self.fired = False
+        self._tracker = tracker
+        self._timer = threading.Timer(budget, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._tracker.cut()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _Tracker:
+    """The sockets a checker's HTTP session opens, so that a request past its total time can be cut.
+
+    Why: ``requests`` bounds the connect and each read, not the whole: a server sending one byte
+    every few seconds (in the TLS handshake, the headers or the body) never trips the read timeout.
+    A timer shuts the request's socket down at its total limit; the blocked read then returns and the
+    request fails cleanly. The file descriptor is recorded when the TCP connection is made (before any
+    TLS wrapping), and checked to be the same connection (addresses) before it is shut down.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: list[tuple[int, Any, Any]] = []
+
+    def add(self, sock: socket.socket) -> None:
+        try:
+            rec = (sock.fileno(), sock.getsockname(), sock.getpeername())
+        except OSError:
+            return
+        with self._lock:
+            self._socks.append(rec)
+
+    def watch(self, budget: float) -> _Watch:
+        with self._lock:  # connections of earlier requests are done with (no keep-alive, see _session)
+            self._socks.clear()
+        return _Watch(self, budget)
+
+    def cut(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for fd, local, peer in socks:
+            try:
+                s = socket.socket(fileno=os.dup(fd))
+            except OSError:
+                continue
+            try:
+                if s.getsockname() == local and s.getpeername() == peer:
+                    s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                s.close()
+
+
+def _session(opts: "WebOptions") -> Any:
+    """A requests session whose connections are tracked (total time per request) and never kept alive
+    (each request opens its own connection, so a cut never hits the next one)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    tracker = _Tracker()
+
+    class Conn(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            s = super()._new_conn()
+            tracker.add(s)
+            return s
+
+    class TlsConn(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            s = super()._new_conn()
+            tracker.add(s)
+            return s
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConn
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TlsPool}
+
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment: it would be a host outside scope
+    session.headers["User-Agent"] = opts.user_agent
+    session.headers["Connection"] = "close"
+    adapter = Adapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.ea_tracker = tracker  # type: ignore[attr-defined]
+    return session
 
 
 class _Response:
@@ -186,8 +307,12 @@ class _Checker:
         self.verify = verify
         self.transcript: list[str] = []
         self.requests = 0
+        self.slow = 0  # requests cut at the request limit
+        self.skipped = 0  # requests not sent: the URL's time budget was used up
         self.errors: list[str] = []
         self.cache: dict[tuple[str, str], _Response] = {}
+        self.tracker: _Tracker = getattr(session, "ea_tracker", None) or _Tracker()
+        self.out_of_time = "time budget of this URL used up; request not sent"
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -215,25 +340,32 @@ class _Checker:
             raise ScopeError(problem)
         left = self._time_left()
         if left <= 0.5:
-            resp = _Response(None, {}, b"", False, "deadline reached; request not sent")
+            self.skipped += 1
+            resp = _Response(None, {}, b"", False, self.out_of_time)
             self._log(method, url, {}, resp)
             return resp
-        budget = min(self.opts.timeout, left)
+        budget = min(self.opts.request_timeout, left)
         import requests
         import urllib3
 
         self.requests += 1
         sent_headers: Mapping[str, str] = {}
+        watch = self.tracker.watch(budget)  # shuts the socket down when the whole request overruns
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # InsecureRequestWarning when verification is off
                 r = self.session.request(method, url, headers=dict(headers or {}), allow_redirects=False,
-                                         stream=True, timeout=(budget, budget), verify=self.verify)
+                                         stream=True, timeout=(min(self.opts.connect_timeout, budget),
+                                                               min(self.opts.read_timeout, budget)),
+                                         verify=self.verify)
             sent_headers = dict(r.request.headers)
             body, cut = bytearray(), False
-            end = time.monotonic() + budget
+            end = watch.started + budget
             try:
-                for chunk in r.raw.stream(8192, decode_content=True):
+                while True:  # read1: what has arrived (a drip is kept byte by byte), never waits for 8 KiB
+                    chunk = r.raw.read1(8192, decode_content=True)
+                    if not chunk:
+                        break
                     body += chunk
                     if len(body) >= self.opts.max_body_bytes:
                         del body[self.opts.max_body_bytes:]
@@ -241,18 +373,29 @@ class _Checker:
                         break
                     if time.monotonic() > end:
                         cut = True
-                        self.errors.append(f"{method} {url}: body not finished within {budget:.0f}s")
                         break
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 # Headers arrived, the body broke off (reset, read timeout, bad encoding): keep what came.
                 cut = True
-                self.errors.append(f"{method} {url}: body cut: {_short(exc)}")
+                if not watch.fired:
+                    self.errors.append(f"{method} {url}: body cut: {_short(exc)}")
             finally:
                 r.close()
+            if watch.fired or time.monotonic() > end:
+                self.errors.append(f"{method} {url}: body not finished within the request limit of {budget:g}s "
+                                   f"(kept {len(body)} bytes)")
+                self.slow += 1
             resp = _Response(r.status_code, r.headers, bytes(body), cut)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            resp = _Response(None, {}, b"", False, _short(exc))
+            if watch.fired:
+                resp = _Response(None, {}, b"", False, f"no complete response within the request limit of "
+                                                       f"{budget:g}s (connect, handshake and headers)")
+                self.slow += 1
+            else:
+                resp = _Response(None, {}, b"", False, _short(exc))
             self.errors.append(f"{method} {url}: {resp.error}")
+        finally:
+            watch.cancel()
         self._log(method, url, sent_headers, resp)
         if not headers:
             self.cache[key] = resp
@@ -343,9 +486,10 @@ class _Checker:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         left = self._time_left()
         if left <= 0.5:
-            out["error"] = "deadline reached; request not sent"
+            self.skipped += 1
+            out["error"] = self.out_of_time
             return out
-        budget = min(self.opts.timeout, left)
+        budget = min(self.opts.request_timeout, left)
         host_hdr = parts.netloc.rsplit("@", 1)[-1]
         raw = (f"GET /%zz{secrets.token_hex(4)} HTTP/1.1\r\nHost: {host_hdr}\r\nThis is not a header\r\n"
                f"User-Agent: {self.opts.user_agent}\r\nConnection: close\r\n\r\n").encode()
@@ -355,21 +499,27 @@ class _Checker:
         try:
             fam = socket.AF_INET6 if ipaddress.ip_address(self.base_ip).version == 6 else socket.AF_INET
             sock = socket.socket(fam, socket.SOCK_STREAM)
-            sock.settimeout(budget)
+            end = time.monotonic() + budget
+            sock.settimeout(min(self.opts.connect_timeout, budget))
+            watch = self.tracker.watch(budget)  # a TLS handshake sent byte by byte is cut at the limit too
             try:
                 sock.connect((self.base_ip, port))
+                self.tracker.add(sock)
+                sock.settimeout(max(0.1, min(self.opts.read_timeout, end - time.monotonic())))
                 if parts.scheme == "https":
                     ctx = self._ssl_context()
                     # An IP here is matched against IP SANs; Python sends no SNI for it.
                     sock = ctx.wrap_socket(sock, server_hostname=parts.hostname)
                 sock.sendall(raw)
-                end = time.monotonic() + budget
                 while len(data) < self.opts.max_body_bytes and time.monotonic() < end:
+                    # each read waits no longer than what is left of the request: a drip cannot stretch it
+                    sock.settimeout(max(0.05, min(self.opts.read_timeout, end - time.monotonic())))
                     chunk = sock.recv(8192)
                     if not chunk:
                         break
                     data += chunk
             finally:
+                watch.cancel()
                 sock.close()
         except (OSError, ssl.SSLError, ValueError) as exc:
             if not data:
@@ -457,6 +607,8 @@ def check_url(url: str, ip: str, scope: Scope, opts: WebOptions, deadline: float
                  status_code=final.status if final else None)
     if final is None or final.status is None:
         entry["reason"] = f"no HTTP response from {final_url}: {final.error if final else 'not requested'}"
+    elif c.slow and final.truncated and not final.body:
+        entry["reason"] = "the server is too slow: no body within the request limit"
     else:
         entry["status"] = "checked"
         # Headers are judged on the last response we were allowed to see (the final page, or the
@@ -515,9 +667,13 @@ def check_url(url: str, ip: str, scope: Scope, opts: WebOptions, deadline: float
                                                    "what": page["what"]})
 
         entry["trace_enabled"] = c.trace()
-        if time.monotonic() > deadline:
+        if c.skipped or time.monotonic() > deadline:
             entry["status"] = "unknown"
-            entry["reason"] = "deadline reached before every check of this URL ran"
+            entry["reason"] = (f"this URL's time budget ran out before every check ran ({c.skipped} request(s) "
+                               "not sent)")
+            if c.slow:
+                entry["reason"] += (f": the server is too slow ({c.slow} request(s) cut at the request limit of "
+                                    f"{opts.request_timeout:g}s)")
     entry["requests"] = c.requests
     ev = Evidence(
         label=entry["evidence"],
@@ -539,7 +695,6 @@ def check_web(urls: Sequence[str], scope: Scope, opts: WebOptions, deadline: flo
     Raises :class:`agent.scope.ScopeError` before any request when a URL's host is
     out of scope, ValueError when a URL is not http(s).
     """
-    import requests
 
     checked = []
     for url in urls:
@@ -554,12 +709,16 @@ def check_web(urls: Sequence[str], scope: Scope, opts: WebOptions, deadline: flo
                                                    "entries": len(pages["pages"])},
                             "urls": []}
     evidence = []
-    session = requests.Session()
-    session.trust_env = False  # no proxy from the environment: it would be a host outside scope
-    session.headers["User-Agent"] = opts.user_agent
+    session = _session(opts)
     try:
-        for url, ip in checked:
-            entry, ev = check_url(url, ip, scope, opts, deadline, session, verify, pages)
+        for i, (url, ip) in enumerate(checked):
+            # each URL: its own budget, never more than its fair share of what is left, so a slow server
+            # cannot take the time of the URLs after it
+            now = time.monotonic()
+            left = deadline - now
+            share = max(left / (len(checked) - i), min(left, opts.request_timeout))
+            url_deadline = now + max(0.0, min(opts.url_timeout, share))
+            entry, ev = check_url(url, ip, scope, opts, url_deadline, session, verify, pages)
             data["urls"].append(entry)
             evidence.append(ev)
     finally:
