@@ -58,7 +58,8 @@ def _evidence_for(probe: HostProbe, outputs: dict[str, RawOutput], header: dict[
         o = outputs.get(c.name)
         if o is None:
             continue
-        state = ("timed out" if o.timed_out else "cut off" if o.truncated else
+        state = ("timed out" if o.timed_out else
+                 f"cut off ({o.truncated_reason or 'no end marker'})" if o.truncated else
                  (o.error or f"exit {o.exit_code}"))
         codes.append(o.exit_code if o.complete else None)
         parts.append(f"=== [{i}/{len(probe.commands)}] {c.name} — {state}, started {o.started}, {o.duration:.0f}s\n"
@@ -100,6 +101,11 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     finally:
         transport.close()
     if record["error"] is None:
+        problem = batch.script_problem()
+        if problem:  # connected is not collected: a hung shell, a forced command, garbage without frames
+            record["error"] = problem
+            record["connected"] = True
+    if record["error"] is None:
         record["collected"] = True
         record["uid"] = batch.uid
         if host.become and batch.sudo_refused:
@@ -109,7 +115,8 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
         else:
             record["privilege"] = f"unprivileged (uid {batch.uid})"
         if not batch.done:
-            record["warning"] = "the probe script did not finish; some facts are incomplete"
+            record["warning"] = ("the probe script did not finish ("
+                                 + (batch.stream_error or "the session ended early") + "); some facts are incomplete")
         header = {
             "host": f"{host.name} ({host.address})",
             "transport": _transport_line(record["transport"]),
@@ -131,6 +138,9 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
             for ev in fact.evidence:
                 evidence[probe.name].append(writer.evidence(host.name, ev, header))
             facts[probe.name] = fact.to_json()
+    if record.get("warning"):
+        missing = sum(1 for f in facts.values() if f.get("status") != FactStatus.COLLECTED.value)
+        record["warning"] += f"; {missing} of {len(facts)} facts not fully collected"
     record["duration_seconds"] = round(time.monotonic() - started, 3)
     record["facts"] = facts
     record["evidence"] = evidence

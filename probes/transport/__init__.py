@@ -5,11 +5,16 @@ script from :mod:`probes.batch`, so the same parsers serve both.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from ..base import CommandSpec
 from ..batch import BatchResult
+
+
+#: Set when the run is interrupted (Ctrl-C): transports stop reading within half a second and give up.
+CANCEL = threading.Event()
 
 
 class TransportError(Exception):

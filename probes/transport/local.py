@@ -12,9 +12,9 @@ import subprocess
 from typing import Optional, Sequence
 
 from ..base import CommandSpec
-from ..batch import BatchResult, build_script, new_nonce, parse_stream, wrapper
-from . import Session, TransportError
-from .runner import read_until
+from ..batch import BatchResult, FrameParser, build_script, new_nonce, wrapper
+from . import CANCEL, Session, TransportError
+from .runner import pump
 
 
 class LocalTransport:
@@ -44,7 +44,8 @@ class LocalTransport:
             r, _, _ = select.select([fd], [], [], 0.5)
             return os.read(fd, 65536) if r else None
 
-        data, err = read_until(recv, deadline)
+        parser = FrameParser(commands, nonce)
+        err = pump(recv, parser.feed, deadline, cancelled=CANCEL.is_set)
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, 9)
@@ -52,7 +53,7 @@ class LocalTransport:
                 pass
         proc.wait()
         proc.stdout.close()
-        return parse_stream(data, commands, nonce, stream_error=err)
+        return parser.finish(err)
 
     def close(self) -> None:
         pass

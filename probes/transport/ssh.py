@@ -22,9 +22,9 @@ import paramiko
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 from ..base import CommandSpec
-from ..batch import BatchResult, build_script, new_nonce, parse_stream, wrapper
-from . import Session, TransportError, describe_error
-from .runner import read_until
+from ..batch import BatchResult, FrameParser, build_script, new_nonce, wrapper
+from . import CANCEL, Session, TransportError, describe_error
+from .runner import pump
 
 LEGACY = {
     "kex": ["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1"],
@@ -268,9 +268,10 @@ class SshTransport:
             except socket.timeout:
                 return None
 
-        data, err = read_until(recv, deadline)
+        parser = FrameParser(commands, nonce)
+        err = pump(recv, parser.feed, deadline, cancelled=CANCEL.is_set)
         chan.close()
-        return parse_stream(data, commands, nonce, stream_error=err)
+        return parser.finish(err)
 
     def close(self) -> None:
         if self.client is not None:
