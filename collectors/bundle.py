@@ -61,6 +61,7 @@ class BundleWriter:
         self._lock = threading.Lock()
         self._dirs: set[str] = set()
         self._serial: dict[str, int] = {}
+        self._claimed: set[str] = set()  # casefolded names written by this writer
         self.evidence_index: list[dict[str, Any]] = []
 
     def create(self) -> None:
@@ -87,23 +88,43 @@ class BundleWriter:
             self._dirs.add(parent)
         return full
 
+    def _claim(self, rel: str) -> str:
+        """Reserve a file name for one write. Two writes to one name (or to names differing only in case,
+        which collide when the bundle is unpacked on macOS or Windows) are a bug that would silently lose
+        evidence: refused with FileExistsError, never overwritten."""
+        folded = unicodedata.normalize("NFC", rel).casefold()
+        with self._lock:
+            if folded in self._claimed:
+                raise FileExistsError(f"refusing to overwrite {rel!r} in the bundle (two writers chose one name)")
+            self._claimed.add(folded)
+        return self._target(rel)
+
+    def _publish(self, tmp: str, full: str, rel: str) -> None:
+        """Move the finished temporary file into place only if the name is free (link(2) never replaces)."""
+        try:
+            os.link(tmp, full)
+        except FileExistsError:
+            raise FileExistsError(f"refusing to overwrite {rel!r} in the bundle (the file already exists)") from None
+        finally:
+            os.unlink(tmp)
+
     def write_bytes(self, rel: str, data: bytes) -> str:
-        full = self._target(rel)
-        tmp = full + ".tmp"
-        with open(tmp, "wb") as f:
+        full = self._claim(rel)
+        tmp = f"{full}.{threading.get_ident()}.tmp"
+        with open(tmp, "xb") as f:
             f.write(data)
-        os.replace(tmp, full)
+        self._publish(tmp, full, rel)
         return rel
 
     def write_json(self, rel: str, obj: Any) -> str:
         """Streamed to the file (a 500-host results.json is ~13 MB: never held as one string)."""
-        full = self._target(rel)
-        tmp = full + ".tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        full = self._claim(rel)
+        tmp = f"{full}.{threading.get_ident()}.tmp"
+        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
             for piece in iter_readable(obj):
                 f.write(piece)
             f.write("\n")
-        os.replace(tmp, full)
+        self._publish(tmp, full, rel)
         return rel
 
     def evidence(self, host: str, ev: Evidence, header: dict[str, Any]) -> str:
