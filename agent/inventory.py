@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from probes.transport.ssh import SshOptions
+from probes.transport.ssh import HostKeyPolicy, SshOptions
 
 from .scope import Scope, ScopeError
 from .yamlsrc import ConfigError, Node, load
@@ -98,6 +98,23 @@ class Inventory:
         raise KeyError(name)
 
 
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def _address(node: Node, value: str) -> str:
+    """An IP literal or a DNS host name (ASCII labels), before anything is resolved: other text is refused
+    here with its line rather than handed to the resolver."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(value):
+        raise node.error(f"not an IP address or host name: {value!r}")
+    return value
+
+
 def check_name(node: Node, kind: str, seen: dict[str, tuple[str, Optional[int]]]) -> str:
     """A host or network name that is safe and unique (ignoring case) as a file name; ConfigError otherwise."""
     name = node.req_str()
@@ -131,7 +148,7 @@ def _ssh(node: Node, base: SshOptions) -> SshOptions:
     if node.has("known_hosts"):
         o.known_hosts = node.get("known_hosts").req_str()
     if node.has("host_key_policy"):
-        o.host_key_policy = node.get("host_key_policy").req_str(("strict", "accept-new", "off"))
+        o.host_key_policy = node.get("host_key_policy").req_str(tuple(p.value for p in HostKeyPolicy))
     if node.has("password_env"):
         v = node.get("password_env").req_str()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
@@ -205,7 +222,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         if not address:
             raise hn.get("address").error("required for ssh hosts")
         try:
-            scope.check_address(address, f"host {name}")
+            scope.check_address(_address(hn.get("address"), address), f"host {name}")
         except ScopeError as e:
             raise hn.get("address").error(str(e)) from None
         ssh = _ssh(hn.get("ssh"), base_ssh) if hn.has("ssh") else replace(base_ssh)
@@ -244,7 +261,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         tn.mapping({"host", "port", "name", "server_name", "external_institution"}, required=("host",))
         host = tn.get("host").req_str()
         try:
-            scope.check_address(host, "tls endpoint")
+            scope.check_address(_address(tn.get("host"), host), "tls endpoint")
         except ScopeError as e:
             raise tn.get("host").error(str(e)) from None
         tls.append(TlsEndpoint(host, tn.get("port").int(443, 1, 65535) or 443, tn.get("name").str(),
@@ -257,7 +274,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         if not m:
             raise un.error(f"not an http(s) URL: {u!r}")
         try:
-            scope.check_address(m.group(1).strip("[]"), "web URL")
+            scope.check_address(_address(un, m.group(1).strip("[]")), "web URL")
         except ScopeError as e:
             raise un.error(str(e)) from None
         urls.append(u)

@@ -53,6 +53,22 @@ def _clean(text: str) -> str:
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+#: Written first into a bundle folder and removed by :func:`seal`: a folder holding it is an unfinished bundle
+#: (an interrupted or killed run) that a rerun may remove. It names the writing process (pid).
+UNFINISHED = ".evidence-agent-unfinished"
+
+
+def unfinished_owner(root: str) -> "int | None":
+    """The pid that wrote ``root``'s unfinished marker (0 when unreadable), or None when there is no marker."""
+    try:
+        with open(os.path.join(root, UNFINISHED), encoding="utf-8") as f:
+            return int(f.read().split()[0])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class BundleWriter:
     """Thread-safe writer: serial numbers per guide item are allocated under a lock."""
 
@@ -70,6 +86,9 @@ class BundleWriter:
                 raise FileExistsError(f"{self.root} exists and is not a directory")
             if os.listdir(self.root):
                 raise FileExistsError(f"{self.root} is not empty; refusing to mix bundles")
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, UNFINISHED), "x", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} this folder is an unfinished bundle until it is sealed\n")
         os.makedirs(os.path.join(self.root, "evidence"), exist_ok=True)
         os.makedirs(os.path.join(self.root, "facts"), exist_ok=True)
 
@@ -239,6 +258,10 @@ def sha256_file(path: str) -> tuple[str, int]:
 
 def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str, Any]:
     """Hash every file, write manifest + SHA256SUMS, sign both. Returns the manifest."""
+    try:
+        os.remove(os.path.join(root, UNFINISHED))
+    except FileNotFoundError:
+        pass
     for f in CONTROL_FILES + ("manifest.json", "allowed_signers"):
         p = os.path.join(root, f)
         if os.path.exists(p):

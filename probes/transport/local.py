@@ -9,6 +9,7 @@ import getpass
 import os
 import select
 import subprocess
+import threading
 from typing import Optional, Sequence
 
 from ..base import CommandSpec
@@ -18,8 +19,19 @@ from .runner import pump
 
 
 class LocalTransport:
-    def __init__(self, become: bool = False) -> None:
+    def __init__(self, become: bool = False, cancel: Optional[threading.Event] = None) -> None:
         self.become = become
+        self.cancel = cancel or CANCEL
+        self._proc: Optional[subprocess.Popen] = None
+
+    def abort(self) -> None:
+        """From another thread (Ctrl-C): end the script's process group now."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
 
     def open(self) -> Session:
         return Session(transport="local", info={"user": getpass.getuser(), "uid": os.getuid()})
@@ -36,6 +48,7 @@ class LocalTransport:
         except OSError as e:
             raise TransportError(f"cannot start sh: {e}") from None
         assert proc.stdin and proc.stdout
+        self._proc = proc
         proc.stdin.write(script)
         proc.stdin.close()
         fd = proc.stdout.fileno()
@@ -45,7 +58,7 @@ class LocalTransport:
             return os.read(fd, 65536) if r else None
 
         parser = FrameParser(commands, nonce)
-        err = pump(recv, parser.feed, deadline, cancelled=CANCEL.is_set)
+        err = pump(recv, parser.feed, deadline, cancelled=self.cancel.is_set)
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, 9)
