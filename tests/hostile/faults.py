@@ -115,3 +115,75 @@ defaults:
 hosts:
 """ + "\n".join(entries) + "\n")
     return path
+
+
+HOST_DEADLINE = 15
+CONNECT = 3
+
+#: fault host name -> (regex its error must match, collected?); "killed-mid-session" is checked apart
+EXPECTED = {
+    "refused": (r"^connection to 127\.0\.0\.1:\d+ refused$", False),
+    "silent": (rf"^no SSH banner from 127\.0\.0\.1:\d+ within {CONNECT}s$", False),
+    "tarpit": (rf"^no SSH banner from 127\.0\.0\.1:\d+ within {CONNECT}s$", False),
+    "escape-banner": (r"^server 'SSH-2\.0-Evil\\x1b\[2J\\x1b\]0;pwned\\x07' at .* did not complete the SSH "
+                      r"handshake", False),
+    "reset-handshake": (r"closed the connection during the SSH handshake", False),
+    "wrong-key": (r"^authentication failed for user 'root'$", False),
+    "changed-hostkey": (r"^host key mismatch for 127\.0\.0\.1:\d+: got ssh-ed25519 .*man-in-the-middle", False),
+    "unknown-hostkey": (r"^unknown host key for 127\.0\.0\.1:\d+ \(host_key_policy: strict", False),
+    "hung-shell": (r"^connected, but the probe script did not run \(host deadline exceeded; no output at all\)$",
+                   False),
+    "garbage-50mb": (r"^connected, but the probe script did not run \(output larger than 32 MiB; cut; "
+                     r"33554432 bytes without framing markers\)$", False),
+    "endless": (r"^connected, but the probe script did not run \(output larger than 32 MiB; cut; "
+                r"33554432 bytes without framing markers\)$", False),
+}
+
+
+def start_faults(tmp: str, good: SshdServer):
+    """Start every SSH fault (``good`` is the ordinary sshd, used for the key and host-key faults).
+
+    Returns (inventory entries by host name, stop function)."""
+    servers = {
+        "hung": forced(tmp, "hung", "sleep 600"),
+        "garbage": forced(tmp, "garbage", "head -c 52428800 /dev/urandom"),
+        "endless": forced(tmp, "endless", "yes"),
+        # the probe script starts, then its session is killed mid-way
+        "killed": forced(tmp, "killed", "sh -c '(eval \"$SSH_ORIGINAL_COMMAND\") & sleep 1.5; kill -9 $PPID'"),
+    }
+    tcp = {"silent": TcpFault(silent), "tarpit": TcpFault(tarpit), "escape": TcpFault(escape_banner),
+           "reset": TcpFault(killed_mid_handshake)}
+    other_kh = os.path.join(tmp, "changed_known_hosts")
+    with open(other_kh, "w") as f:  # the host's name with another host's key: a changed host key
+        f.write(f"[127.0.0.1]:{good.port} {servers['hung'].host_pub}\n")
+    empty_kh = os.path.join(tmp, "empty_known_hosts")
+    open(empty_kh, "w").close()
+    p = good.port
+    off = "'off'"  # quoted: a bare YAML off is a boolean
+
+    def srv(name: str, key: str) -> str:
+        s = servers[key]
+        return host_entry(name, s.port, s.client_key, s.known_hosts)
+
+    entries = {
+        "refused": host_entry("refused", refused_port()),
+        "silent": host_entry("silent", tcp["silent"].port, host_key_policy=off),
+        "tarpit": host_entry("tarpit", tcp["tarpit"].port, host_key_policy=off),
+        "escape-banner": host_entry("escape-banner", tcp["escape"].port, host_key_policy=off),
+        "reset-handshake": host_entry("reset-handshake", tcp["reset"].port, host_key_policy=off),
+        "wrong-key": host_entry("wrong-key", p, wrong_key(tmp)),
+        "changed-hostkey": host_entry("changed-hostkey", p, known_hosts=other_kh),
+        "unknown-hostkey": host_entry("unknown-hostkey", p, known_hosts=empty_kh),
+        "hung-shell": srv("hung-shell", "hung"),
+        "garbage-50mb": srv("garbage-50mb", "garbage"),
+        "endless": srv("endless", "endless"),
+        "killed-mid-session": srv("killed-mid-session", "killed"),
+    }
+
+    def stop() -> None:
+        for s in servers.values():
+            s.stop()
+        for t in tcp.values():
+            t.close()
+
+    return entries, stop
