@@ -148,8 +148,8 @@ def start_faults(tmp: str, good: SshdServer):
         "hung": forced(tmp, "hung", "sleep 600"),
         "garbage": forced(tmp, "garbage", "head -c 52428800 /dev/urandom"),
         "endless": forced(tmp, "endless", "yes"),
-        # the probe script starts, then its session is killed mid-way
-        "killed": forced(tmp, "killed", "sh -c '(eval \"$SSH_ORIGINAL_COMMAND\") & sleep 1.5; kill -9 $PPID'"),
+        # the probe script starts (stdin kept: an async list would get /dev/null), then its session is killed
+        "killed": forced(tmp, "killed", "sh -c 'exec 3<&0; (eval \"$SSH_ORIGINAL_COMMAND\") <&3 & sleep 0.4; kill -9 $PPID'"),
     }
     tcp = {"silent": TcpFault(silent), "tarpit": TcpFault(tarpit), "escape": TcpFault(escape_banner),
            "reset": TcpFault(killed_mid_handshake)}
