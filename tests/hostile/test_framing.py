@@ -104,3 +104,23 @@ def test_parser_buffer_stays_small_on_unframed_flood():
         assert len(p.pend) < 5000
     res = p.finish("output larger than 32 MiB; cut")
     assert "probe script did not run" in res.script_problem() and "without framing" in res.script_problem()
+
+
+def test_a_real_command_printing_endless_lines_is_cut_with_its_reason():
+    """Through the real local transport: the flooding command's section is cut by line count, the stream by the
+    host cap, and what came before is intact."""
+    import time
+
+    from probes.transport.local import LocalTransport
+
+    cmds = [CommandSpec("before", "echo fine", may_hang=False), CommandSpec("flood", "yes", timeout=20),
+            CommandSpec("after", "echo after", may_hang=False)]
+    t0 = time.monotonic()
+    res = LocalTransport().run(cmds, time.monotonic() + 30)
+    assert time.monotonic() - t0 < 30
+    assert res.outputs["before"].ok and res.outputs["before"].output.strip() == "fine"
+    flood = res.outputs["flood"]
+    assert flood.truncated and flood.truncated_reason == "more than 50000 lines; cut"
+    assert flood.output.count("\n") < 50_000
+    assert res.outputs["after"].error == "output larger than 32 MiB; cut"
+    assert res.stream_error == "output larger than 32 MiB; cut" and not res.done and res.frames >= 3
