@@ -36,7 +36,7 @@ def test_ctrl_c_is_prompt_and_a_rerun_replaces_the_unfinished_bundle(tmp_path, s
         _, err = p.communicate(timeout=60)
         took = time.monotonic() - t0
         assert p.returncode == 130, err
-        assert took < 5, took  # not the 120 s host deadline
+        assert took < 10, took  # not the 120 s host deadline (about 1 s when the machine is idle)
         assert b"unfinished, unsigned bundle" in err
         assert not os.path.exists(os.path.join(out, "manifest.json"))
         # the corrected rerun into the same folder proceeds and says what it removed

@@ -57,7 +57,7 @@ def test_each_fault_ends_with_its_reason_and_good_hosts_are_unchanged(faults, ss
         assert hosts[g]["collected"] and hosts[g]["error"] is None
         a, b = _shape(os.path.join(tmp, "mixed"), g), _shape(os.path.join(tmp, "clean"), g)
         assert a == b, (g, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)})
-    assert wall < HOST_DEADLINE + 10, wall
+    assert wall < HOST_DEADLINE + 20, wall  # ~HOST_DEADLINE + 1 s idle; margin for a loaded 2-core box
     from collectors.verify import verify_bundle
     assert verify_bundle(os.path.join(tmp, "mixed"), None).valid
 
