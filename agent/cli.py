@@ -6,12 +6,13 @@ Exit codes (stable, for scripts):
      verify: the bundle is NOT valid (tampered, missing file, bad signature)
   2  scan: no host could be collected
   3  verify: valid but stale (older than --max-age-days)
-  4  output problem: the output directory is not empty, the key cannot be read or written
+  4  output problem: the output directory is not empty (an unfinished bundle left by an interrupted scan is
+     replaced, with a message), the key cannot be read or written
   5  another run holds the lock (run)
   6  verify: signatures and hashes hold, but no trusted key was given or configured, so the
      signer is NOT pinned (only the key inside the bundle was used; --pubkey, EVIDENCE_AGENT_PUBKEY
      or the default signing key's .pub pin it)
-  130 interrupted
+  130 interrupted (Ctrl-C: running hosts are cut at once, nothing is signed)
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from agent.yamlsrc import ConfigError
 from . import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_NO_HOST, EXIT_STALE, EXIT_OUTPUT, EXIT_LOCKED, EXIT_UNPINNED = 0, 1, 2, 3, 4, 5, 6
+EXIT_INTERRUPTED = 130
 DEFAULT_KEY = os.environ.get("EVIDENCE_AGENT_KEY") or os.path.join(
     os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "evidence-agent", "signing_key")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,8 +94,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
     except ConfigError as e:
         _err(str(e))
         return EXIT_INVALID
-    if os.path.exists(a.out) and (not os.path.isdir(a.out) or os.listdir(a.out)):
-        _err(f"output directory {a.out} is not empty; give a new directory")
+    if not _free_out(a.out):
         return EXIT_OUTPUT
     try:
         key = _load_key(a.key, create=a.key == DEFAULT_KEY or a.create_key)
@@ -123,6 +124,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
                        vantage=a.vantage, progress=progress, observer=observer, baseline=baseline)
     try:
         results = scan(inv, opts)
+    except KeyboardInterrupt:
+        _err(f"interrupted: {a.out} is an unfinished, unsigned bundle; run the same command again to replace it")
+        return EXIT_INTERRUPTED
     except ConfigError as e:
         _err(str(e))
         return EXIT_INVALID
@@ -155,6 +159,25 @@ def trusted_pubkey_path(given: Optional[str]) -> tuple[Optional[str], str]:
     if os.path.isfile(DEFAULT_KEY + ".pub"):
         return DEFAULT_KEY + ".pub", "the default signing key"
     return None, ""
+def _free_out(out: str) -> bool:
+    """True when ``out`` can receive a new bundle. An unfinished bundle left there by an interrupted or killed
+    scan (its marker names a process that is gone) is removed, with a message; anything else is kept."""
+    from collectors.bundle import unfinished_owner
+
+    if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
+        return True
+    owner = unfinished_owner(out) if os.path.isdir(out) and not os.path.islink(out) else None
+    if owner is None:
+        _err(f"output directory {out} is not empty; give a new directory")
+        return False
+    if owner and owner != os.getpid() and os.path.exists(f"/proc/{owner}"):
+        _err(f"output directory {out} is being written by another run (pid {owner}); give a new directory")
+        return False
+    import shutil
+
+    shutil.rmtree(out)
+    _err(f"removed {out}: an unfinished, unsigned bundle left by an interrupted run; scanning again")
+    return True
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
@@ -304,7 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(a.func(a))
     except KeyboardInterrupt:
         _err("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -13,14 +13,23 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from probes.transport.ssh import SshOptions
+from probes.transport.ssh import HostKeyPolicy, SshOptions
 
 from .scope import Scope, ScopeError
 from .yamlsrc import ConfigError, Node, load
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+#: Host and network names become file names in the bundle (``facts/<name>.json``, ``evidence/…_<name>_…``),
+#: so a name is accepted only when it is a safe file name on Linux, macOS and Windows *as it is*: letters,
+#: digits, '.', '_' and '-', starting and ending with a letter or digit, at most 63 characters, not a Windows
+#: device name (CON, NUL, COM1…). Names are unique ignoring case. So the name → file-name mapping is the
+#: identity over accepted names, and two hosts can never share a file (``web1`` vs ``web1_`` or ``web1.``).
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+_NAME_RULE = ("letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 63 "
+              "characters (it becomes a file name in the bundle)")
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 _SSH_KEYS = {"user", "port", "key_file", "known_hosts", "host_key_policy", "password_env", "become",
              "legacy_algorithms", "connect_timeout"}
+DAY = 86400.0  # upper bound of every timeout: a larger one is a typo (or .inf) that would unbound a run
 _SECRET_KEYS = {"password", "passphrase", "secret", "token"}
 
 
@@ -94,6 +103,39 @@ class Inventory:
         raise KeyError(name)
 
 
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def _address(node: Node, value: str) -> str:
+    """An IP literal or a DNS host name (ASCII labels), before anything is resolved: other text is refused
+    here with its line rather than handed to the resolver."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(value):
+        raise node.error(f"not an IP address or host name: {value!r}")
+    return value
+
+
+def check_name(node: Node, kind: str, seen: dict[str, tuple[str, Optional[int]]]) -> str:
+    """A host or network name that is safe and unique (ignoring case) as a file name; ConfigError otherwise."""
+    name = node.req_str()
+    if not _NAME.fullmatch(name):
+        raise node.error(f"invalid {kind} name {name!r}: {_NAME_RULE}")
+    if name.split(".")[0].lower() in _WINDOWS_DEVICES:
+        raise node.error(f"invalid {kind} name {name!r}: a reserved device name on Windows")
+    prev = seen.get(name.lower())
+    if prev is not None:
+        same = "" if prev[0] == name else f" ({prev[0]!r} differs only in letter case)"
+        raise node.error(f"duplicate {kind} name {name!r}{same}, first on line {prev[1]}; names are compared "
+                         "ignoring case because bundles are unpacked on case-insensitive file systems too")
+    seen[name.lower()] = (name, node.line)
+    return name
+
+
 def _ssh(node: Node, base: SshOptions) -> SshOptions:
     node.mapping()
     for k in node.value:
@@ -111,7 +153,7 @@ def _ssh(node: Node, base: SshOptions) -> SshOptions:
     if node.has("known_hosts"):
         o.known_hosts = node.get("known_hosts").req_str()
     if node.has("host_key_policy"):
-        o.host_key_policy = node.get("host_key_policy").req_str(("strict", "accept-new", "off"))
+        o.host_key_policy = node.get("host_key_policy").req_str(tuple(p.value for p in HostKeyPolicy))
     if node.has("password_env"):
         v = node.get("password_env").req_str()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
@@ -122,7 +164,7 @@ def _ssh(node: Node, base: SshOptions) -> SshOptions:
     if node.has("legacy_algorithms"):
         o.legacy_algorithms = node.get("legacy_algorithms").bool()
     if node.has("connect_timeout"):
-        o.connect_timeout = node.get("connect_timeout").num(lo=0.5) or o.connect_timeout
+        o.connect_timeout = node.get("connect_timeout").num(lo=0.5, hi=DAY) or o.connect_timeout
     return o
 
 
@@ -169,28 +211,23 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         if defaults.has("timeouts"):
             t = defaults.get("timeouts").mapping({"connect", "command", "host"})
             timeouts = Timeouts(
-                connect=t.get("connect").num(timeouts.connect, lo=0.5) or timeouts.connect,
-                command=t.get("command").num(timeouts.command, lo=1),
-                host=t.get("host").num(timeouts.host, lo=1) or timeouts.host,
+                connect=t.get("connect").num(timeouts.connect, lo=0.5, hi=DAY) or timeouts.connect,
+                command=t.get("command").num(timeouts.command, lo=1, hi=DAY),
+                host=t.get("host").num(timeouts.host, lo=1, hi=DAY) or timeouts.host,
             )
 
     hosts: list[Host] = []
-    names: set[str] = set()
+    names: dict[str, tuple[str, Optional[int]]] = {}
     for hn in root.get("hosts").seq():
         hn.mapping({"name", "address", "transport", "roles", "zone", "ssh", "become", "declare", "addresses",
                     "public"}, required=("name",))
-        name = hn.get("name").req_str()
-        if not _NAME.match(name):
-            raise hn.get("name").error("host names are letters, digits, '.', '_' and '-' (max 63)")
-        if name in names:
-            raise hn.get("name").error(f"duplicate host name {name!r}")
-        names.add(name)
+        name = check_name(hn.get("name"), "host", names)
         transport = hn.get("transport").str("ssh", choices=("ssh", "local")) or "ssh"
         address = hn.get("address").str("127.0.0.1" if transport == "local" else None)
         if not address:
             raise hn.get("address").error("required for ssh hosts")
         try:
-            scope.check_address(address, f"host {name}")
+            scope.check_address(_address(hn.get("address"), address), f"host {name}")
         except ScopeError as e:
             raise hn.get("address").error(str(e)) from None
         ssh = _ssh(hn.get("ssh"), base_ssh) if hn.has("ssh") else replace(base_ssh)
@@ -221,25 +258,27 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         ))
 
     networks: list[Network] = []
+    net_names: dict[str, tuple[str, Optional[int]]] = {}
     for nn in root.get("networks").seq():
         nn.mapping({"name", "cidr", "zone"}, required=("name", "cidr"))
+        net_name = check_name(nn.get("name"), "network", net_names)
         cidr = nn.get("cidr").req_str()
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             raise nn.get("cidr").error(f"not an IP network: {cidr!r}") from None
         try:
-            scope.check_network(cidr, f"network {nn.get('name').str()}")
+            scope.check_network(cidr, f"network {net_name}")
         except ScopeError as e:
             raise nn.get("cidr").error(str(e)) from None
-        networks.append(Network(nn.get("name").req_str(), cidr, nn.get("zone").str()))
+        networks.append(Network(net_name, cidr, nn.get("zone").str()))
 
     tls: list[TlsEndpoint] = []
     for tn in root.get("tls").seq():
         tn.mapping({"host", "port", "name", "server_name", "external_institution"}, required=("host",))
         host = tn.get("host").req_str()
         try:
-            scope.check_address(host, "tls endpoint")
+            scope.check_address(_address(tn.get("host"), host), "tls endpoint")
         except ScopeError as e:
             raise tn.get("host").error(str(e)) from None
         tls.append(TlsEndpoint(host, tn.get("port").int(443, 1, 65535) or 443, tn.get("name").str(),
@@ -252,7 +291,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         if not m:
             raise un.error(f"not an http(s) URL: {u!r}")
         try:
-            scope.check_address(m.group(1).strip("[]"), "web URL")
+            scope.check_address(_address(un, m.group(1).strip("[]")), "web URL")
         except ScopeError as e:
             raise un.error(str(e)) from None
         urls.append(u)
@@ -329,6 +368,8 @@ def _nmap_options(node: Node) -> None:
     node.mapping(_NMAP_KEYS)
     from probes.net.nmap_scan import NmapOptions
 
+    if node.has("overall_timeout"):
+        node.get("overall_timeout").num(lo=1, hi=DAY)
     settings = {k: v for k, v in _plain(node.value).items() if k != "overall_timeout"}
     try:
         NmapOptions(**settings).validate()

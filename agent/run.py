@@ -26,7 +26,7 @@ from policies.netview import normalize_url
 from probes.base import Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
 from probes.batch import dedupe
 from probes.host import PROBES
-from probes.transport import TransportError, describe_error
+from probes.transport import TransportError, describe_error, printable
 from probes.transport.local import LocalTransport
 from probes.transport.ssh import SshTransport
 
@@ -50,6 +50,8 @@ class ScanOptions:
     probes: list[HostProbe] = field(default_factory=lambda: list(PROBES))
     baseline: Optional[dict[str, Any]] = None  # {path, run_id, finished} of a previous bundle, recorded in run
     observer: Optional[Any] = None  # agent.progress.ScanObserver: phase and per-host events (display, JSON log)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: transports give up at once
+    live: set[Any] = field(default_factory=set, repr=False)  # transports in use, aborted on Ctrl-C
 
 
 def _evidence_for(probe: HostProbe, outputs: dict[str, RawOutput], header: dict[str, Any]) -> Evidence:
@@ -60,7 +62,8 @@ def _evidence_for(probe: HostProbe, outputs: dict[str, RawOutput], header: dict[
         o = outputs.get(c.name)
         if o is None:
             continue
-        state = ("timed out" if o.timed_out else "cut off" if o.truncated else
+        state = ("timed out" if o.timed_out else
+                 f"cut off ({o.truncated_reason or 'no end marker'})" if o.truncated else
                  (o.error or f"exit {o.exit_code}"))
         codes.append(o.exit_code if o.complete else None)
         parts.append(f"=== [{i}/{len(probe.commands)}] {c.name} — {state}, started {o.started}, {o.duration:.0f}s\n"
@@ -78,13 +81,15 @@ def _evidence_for(probe: HostProbe, outputs: dict[str, RawOutput], header: dict[
 def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> HostInput:
     started = time.monotonic()
     meta = host.meta()
+    meta["declared"] = _redacted(meta["declared"])
     transport: Any
     if host.transport == "local":
-        transport = LocalTransport(become=host.become)
+        transport = LocalTransport(become=host.become, cancel=opts.cancel)
     else:
         # the connection phase, too, stays inside the host's overall deadline
         transport = SshTransport(host.address, replace(host.ssh, become=host.become, connect_timeout=min(
-            host.ssh.connect_timeout, inv.timeouts.host)))
+            host.ssh.connect_timeout, inv.timeouts.host)), cancel=opts.cancel)
+    opts.live.add(transport)
     record: dict[str, Any] = {"host": meta, "collected": False, "error": None, "transport": {"kind": host.transport}}
     facts: dict[str, dict[str, Any]] = {}
     evidence: dict[str, list[str]] = {}
@@ -96,11 +101,19 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
             c for p in opts.probes for c in p.commands)]
         batch = transport.run(cmds, started + inv.timeouts.host)
     except TransportError as e:
-        record["error"] = str(e)
+        record["error"] = printable(str(e), 1000)  # may quote the target (a banner): escaped for every reader
     except Exception as e:  # a bug or an unexpected library error must not kill the run
         record["error"] = f"unexpected error: {describe_error(e)}"
     finally:
         transport.close()
+        opts.live.discard(transport)
+    if opts.cancel.is_set() and record["error"] is None:
+        record["error"] = "run interrupted"
+    if record["error"] is None:
+        problem = batch.script_problem()
+        if problem:  # connected is not collected: a hung shell, a forced command, garbage without frames
+            record["error"] = problem
+            record["connected"] = True
     if record["error"] is None:
         record["collected"] = True
         record["uid"] = batch.uid
@@ -111,7 +124,8 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
         else:
             record["privilege"] = f"unprivileged (uid {batch.uid})"
         if not batch.done:
-            record["warning"] = "the probe script did not finish; some facts are incomplete"
+            record["warning"] = ("the probe script did not finish ("
+                                 + (batch.stream_error or "the session ended early") + "); some facts are incomplete")
         header = {
             "host": f"{host.name} ({host.address})",
             "transport": _transport_line(record["transport"]),
@@ -133,6 +147,9 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
             for ev in fact.evidence:
                 evidence[probe.name].append(writer.evidence(host.name, ev, header))
             facts[probe.name] = fact.to_json()
+    if record.get("warning"):
+        missing = sum(1 for f in facts.values() if f.get("status") != FactStatus.COLLECTED.value)
+        record["warning"] += f"; {missing} of {len(facts)} facts not fully collected"
     record["duration_seconds"] = round(time.monotonic() - started, 3)
     record["facts"] = facts
     record["evidence"] = evidence
@@ -262,12 +279,13 @@ def _progress(opts: ScanOptions, msg: str) -> None:
 
 def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
     """Run everything and seal the bundle. Returns results (also written to results.json)."""
+    # waivers and policy parameters are validated before anything is created: a bad waiver leaves no folder
+    evaluator = Evaluator(opts.profile, inv.policy, inv.waivers,
+                          inventory=evaluation_inventory(inventory_record(inv)))
     writer = BundleWriter(opts.out)
     writer.create()
     started = now_iso()
     run_id = str(uuid.uuid4())
-    evaluator = Evaluator(opts.profile, inv.policy, inv.waivers,  # validates waivers before any packet
-                          inventory=evaluation_inventory(inventory_record(inv)))
     hosts_in: list[HostInput] = []
     obs = opts.observer
     # The network families run first: their facts are then final, so each host can be judged by its
@@ -296,7 +314,8 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
                 obs.host_done(h.name, hi.collected, hi.error, time.monotonic() - t0)
             return hi
 
-        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, opts.concurrency))
+        try:
             futs = {pool.submit(work, h): h for h in inv.hosts}
             for fut in as_completed(futs):
                 h = futs[fut]
@@ -306,12 +325,17 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
                     hosts_in.append(hi)
                 _progress(opts, f"[{done}/{len(inv.hosts)}] {h.name}: "
                                 + ("collected" if hi.collected else f"NOT collected — {hi.error}"))
+        except BaseException:  # Ctrl-C (or a bug): stop now, not after every running host's deadline
+            interrupt(opts)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         hosts_in.sort(key=lambda x: position[x.meta["name"]])
     if obs:
         obs.phase("evaluate")
     run_meta = {"id": run_id, "started": started, "profile": opts.profile.catalog.profile,
                 "tool_version": __version__, "vantage": opts.vantage, "only": list(opts.only),
-                "inventory": os.path.basename(inv.path), "organisation": inv.organisation,
+                "inventory": os.path.basename(inv.path), "organisation": _redacted(inv.organisation),
                 "scope": inv.scope.to_json(), "python": sys.version.split()[0]}
     if opts.baseline:
         run_meta["baseline"] = opts.baseline
@@ -319,12 +343,35 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
     return finalize(writer, evaluator, hosts_in, run_facts, run_evidence, run_meta, opts.key)
 
 
+def interrupt(opts: ScanOptions) -> None:
+    """Cancel the running hosts: pending ones never start, running transports are cut (sockets shut, local
+    scripts killed), so the workers return within about half a second."""
+    opts.cancel.set()
+    for t in list(opts.live):
+        try:
+            t.abort()
+        except Exception:  # best effort: the host deadline still bounds it
+            pass
+
+
+def _redacted(v: Any) -> Any:
+    """Free text an operator typed (declarations, organisation) through the same redaction as evidence."""
+    if isinstance(v, str):
+        return redact(v)
+    if isinstance(v, dict):
+        return {k: _redacted(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_redacted(x) for x in v]
+    return v
+
+
 def inventory_record(inv: Inventory) -> dict[str, Any]:
-    """What of the inventory a later merge or re-evaluation needs (no secrets are ever in an inventory)."""
-    return {"organisation": inv.organisation, "scope": inv.scope.to_json(),
-            "hosts": [h.meta() for h in inv.hosts],
+    """What of the inventory a later merge or re-evaluation needs; free-text fields are redacted (passwords
+    are never read from an inventory, but an operator may paste one into a declaration)."""
+    return {"organisation": _redacted(inv.organisation), "scope": inv.scope.to_json(),
+            "hosts": [{**h.meta(), "declared": _redacted(h.declared)} for h in inv.hosts],
             "networks": [{"name": n.name, "cidr": n.cidr, "zone": n.zone} for n in inv.networks],
-            "policy": inv.policy, "waivers": inv.waivers, "declared": inv.declared}
+            "policy": inv.policy, "waivers": _redacted(inv.waivers), "declared": _redacted(inv.declared)}
 
 
 def evaluation_inventory(record: dict[str, Any]) -> dict[str, Any]:

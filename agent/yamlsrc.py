@@ -5,9 +5,16 @@ Why: an inventory or policy typo must be fixable from the error message alone
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Optional
 
 import yaml
+
+#: Limits against hostile YAML: aliases may not expand to more nodes than this (billion laughs), nor nest
+#: deeper, and a file may not be larger. Real inventories and policies are far below all three.
+MAX_NODES = 200_000
+MAX_DEPTH = 100
+MAX_BYTES = 16 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -71,12 +78,20 @@ def load(path: str, text: Optional[str] = None) -> Any:
             raise ConfigError(path, None, "", f"cannot read: {e.strerror}") from None
         except UnicodeDecodeError:
             raise ConfigError(path, None, "", "not UTF-8 text") from None
+    if len(text) > MAX_BYTES:
+        raise ConfigError(path, None, "", f"larger than {MAX_BYTES // (1024 * 1024)} MiB; refusing to parse")
     loader = _Loader(text)
     loader.name = path
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(path, node)
+        return loader.construct_document(node)
     except ConfigError:
         raise
+    except RecursionError:
+        raise ConfigError(path, None, "", f"nested more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise ConfigError(path, mark.line + 1 if mark else None, "", f"YAML syntax: {e.problem or e}") from None
@@ -84,6 +99,41 @@ def load(path: str, text: Optional[str] = None) -> Any:
         raise ConfigError(path, None, "", f"YAML: {e}") from None
     finally:
         loader.dispose()
+
+
+def _check_expansion(path: str, root: yaml.Node) -> None:
+    """Refuse YAML whose aliases expand past MAX_NODES, that nests past MAX_DEPTH, or refers to itself.
+
+    Why: PyYAML shares an aliased node, but every reader that copies the data (``_plain``, JSON output)
+    expands it: nine nested aliases of nine items is a billion nodes and a MemoryError. The expanded size is
+    counted in linear time, each distinct node once (memoised), before anything is constructed.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        line = node.start_mark.line + 1 if node.start_mark else None
+        if key in active:
+            raise ConfigError(path, line, "", "a YAML alias refers to its own anchor (recursive data)")
+        if depth > MAX_DEPTH:
+            raise ConfigError(path, line, "", f"nested more than {MAX_DEPTH} levels deep")
+        n = 1
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            active.add(key)
+            for child in node.value:
+                for c in (child if isinstance(child, tuple) else (child,)):
+                    n += size(c, depth + 1)
+                    if n > MAX_NODES:
+                        raise ConfigError(path, line, "", f"YAML aliases expand to more than {MAX_NODES} values "
+                                                          "(an alias bomb?); write the data out instead")
+            active.discard(key)
+        sizes[key] = n
+        return n
+
+    size(root, 0)
 
 
 class Node:
@@ -161,14 +211,18 @@ class Node:
             raise self.error(f"must be between {lo} and {hi} (got {v})")
         return v
 
-    def num(self, default: Optional[float] = None, lo: float = 0.0) -> Optional[float]:
+    def num(self, default: Optional[float] = None, lo: float = 0.0, hi: Optional[float] = None) -> Optional[float]:
+        """A finite number in [lo, hi] (seconds, mostly: ``.inf`` or ``.nan`` would disable a limit)."""
         v = self.value
         if v is None:
             return default
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.error(f"expected a number, got {v!r}")
-        if v < lo:
-            raise self.error(f"must be at least {lo} (got {v})")
+        if not math.isfinite(v):
+            raise self.error(f"must be a finite number (got {v})")
+        if v < lo or (hi is not None and v > hi):
+            raise self.error(f"must be between {lo:g} and {hi:g} (got {v})" if hi is not None
+                             else f"must be at least {lo:g} (got {v})")
         return float(v)
 
     def bool(self, default: bool = False) -> bool:

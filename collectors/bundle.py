@@ -53,6 +53,22 @@ def _clean(text: str) -> str:
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+#: Written first into a bundle folder and removed by :func:`seal`: a folder holding it is an unfinished bundle
+#: (an interrupted or killed run) that a rerun may remove. It names the writing process (pid).
+UNFINISHED = ".evidence-agent-unfinished"
+
+
+def unfinished_owner(root: str) -> "int | None":
+    """The pid that wrote ``root``'s unfinished marker (0 when unreadable), or None when there is no marker."""
+    try:
+        with open(os.path.join(root, UNFINISHED), encoding="utf-8") as f:
+            return int(f.read().split()[0])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class BundleWriter:
     """Thread-safe writer: serial numbers per guide item are allocated under a lock."""
 
@@ -61,6 +77,7 @@ class BundleWriter:
         self._lock = threading.Lock()
         self._dirs: set[str] = set()
         self._serial: dict[str, int] = {}
+        self._claimed: set[str] = set()  # casefolded names written by this writer
         self.evidence_index: list[dict[str, Any]] = []
         #: every redaction made while writing, by kind; finalize records it in results.json ``redactions``
         self.redactions = Tally()
@@ -71,6 +88,9 @@ class BundleWriter:
                 raise FileExistsError(f"{self.root} exists and is not a directory")
             if os.listdir(self.root):
                 raise FileExistsError(f"{self.root} is not empty; refusing to mix bundles")
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, UNFINISHED), "x", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} this folder is an unfinished bundle until it is sealed\n")
         os.makedirs(os.path.join(self.root, "evidence"), exist_ok=True)
         os.makedirs(os.path.join(self.root, "facts"), exist_ok=True)
 
@@ -89,14 +109,34 @@ class BundleWriter:
             self._dirs.add(parent)
         return full
 
+    def _claim(self, rel: str) -> str:
+        """Reserve a file name for one write. Two writes to one name (or to names differing only in case,
+        which collide when the bundle is unpacked on macOS or Windows) are a bug that would silently lose
+        evidence: refused with FileExistsError, never overwritten."""
+        folded = unicodedata.normalize("NFC", rel).casefold()
+        with self._lock:
+            if folded in self._claimed:
+                raise FileExistsError(f"refusing to overwrite {rel!r} in the bundle (two writers chose one name)")
+            self._claimed.add(folded)
+        return self._target(rel)
+
+    def _publish(self, tmp: str, full: str, rel: str) -> None:
+        """Move the finished temporary file into place only if the name is free (link(2) never replaces)."""
+        try:
+            os.link(tmp, full)
+        except FileExistsError:
+            raise FileExistsError(f"refusing to overwrite {rel!r} in the bundle (the file already exists)") from None
+        finally:
+            os.unlink(tmp)
+
     def write_bytes(self, rel: str, data: bytes) -> str:
         """Every file of the bundle is written here or by :meth:`write_json`, and both redact secrets first."""
         data = redact_bytes(data, rel.endswith(".json"), self.redactions)
-        full = self._target(rel)
-        tmp = full + ".tmp"
-        with open(tmp, "wb") as f:
+        full = self._claim(rel)
+        tmp = f"{full}.{threading.get_ident()}.tmp"
+        with open(tmp, "xb") as f:
             f.write(data)
-        os.replace(tmp, full)
+        self._publish(tmp, full, rel)
         return rel
 
     def write_json(self, rel: str, obj: Any, redacted: bool = False) -> str:
@@ -104,13 +144,13 @@ class BundleWriter:
         redacted first, unless the caller already did (``redacted``: results.json, whose counts come last)."""
         if not redacted:
             obj = redact_obj(obj, self.redactions)
-        full = self._target(rel)
-        tmp = full + ".tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        full = self._claim(rel)
+        tmp = f"{full}.{threading.get_ident()}.tmp"
+        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
             for piece in iter_readable(obj):
                 f.write(piece)
             f.write("\n")
-        os.replace(tmp, full)
+        self._publish(tmp, full, rel)
         return rel
 
     def evidence(self, host: str, ev: Evidence, header: dict[str, Any]) -> str:
@@ -261,6 +301,10 @@ def final_scan(root: str) -> dict[str, Any]:
 def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str, Any]:
     """Scan for secrets one last time, hash every file, write manifest + SHA256SUMS, sign both. Returns the
     manifest."""
+    try:
+        os.remove(os.path.join(root, UNFINISHED))
+    except FileNotFoundError:
+        pass
     for f in CONTROL_FILES + ("manifest.json", "allowed_signers"):
         p = os.path.join(root, f)
         if os.path.exists(p):

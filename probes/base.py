@@ -59,6 +59,7 @@ class RawOutput:
     truncated: bool = False
     timed_out: bool = False
     error: Optional[str] = None  # transport-level problem for this command
+    truncated_reason: Optional[str] = None  # why the output was cut (size, line count, line length, stream end)
 
     @property
     def ok(self) -> bool:
@@ -145,7 +146,7 @@ def section_problem(out: Optional[RawOutput]) -> Optional[str]:
     if out.timed_out:
         return f"command timed out after {out.duration:.0f}s"
     if out.truncated:
-        return "output truncated"
+        return f"output truncated ({out.truncated_reason})" if out.truncated_reason else "output truncated"
     if out.exit_code is None:
         return "no exit status (output cut off)"
     return None

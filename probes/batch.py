@@ -98,6 +98,22 @@ class BatchResult:
         self.uid: Optional[int] = None
         self.sudo_refused = False
         self.done = False  # the script reached its end marker
+        self.frames = 0  # marker lines seen: 0 means the probe script never ran (forced command, no shell)
+        self.stream_error: Optional[str] = None  # why the stream ended early (deadline, size cap)
+        self.unframed_bytes = 0  # bytes outside any section (banners, a forced command's output, garbage)
+        self.total_bytes = 0
+
+    def script_problem(self) -> Optional[str]:
+        """Why the probe script's output cannot stand for the host, or None when the script ran.
+
+        Connected is not collected: a hung shell, a forced command or garbage gives no frame at all.
+        """
+        if self.frames:
+            return None
+        why = self.stream_error or "the session ended"
+        what = (f"{self.total_bytes} bytes without framing markers" if self.total_bytes
+                else "no output at all")
+        return f"connected, but the probe script did not run ({why}; {what})"
 
 
 class _Clock:
@@ -132,6 +148,185 @@ def _iso(epoch: Optional[float]) -> str:
         return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Per-command line caps: a section's text is split into lines by its parser, so a command printing endless
+#: short lines costs a Python object per line. Beyond these the section is cut and marked truncated.
+MAX_SECTION_LINES = 50_000
+MAX_LINE_BYTES = 64 * 1024
+#: A marker line is short (kind, name, two numbers); a longer line starting with the nonce is content.
+_MAX_MARKER_LINE = 4096
+
+
+class FrameParser:
+    """Streams framed output into one RawOutput per command, in memory bounded whatever the target prints.
+
+    Why streaming: splitting a host's whole output into lines cost ~1 GB for 32 MiB of short lines (one bytes
+    object per line), and a handful of such hosts got the collector killed. Here bytes are fed as they arrive,
+    marker lines are found with ``bytes.find`` (no per-line Python work), and only the current section is
+    buffered, capped in bytes (``section_cap``), lines (``line_cap``) and line length (``line_bytes``).
+    Output outside any section (a forced command, a banner, garbage) is counted and dropped.
+    """
+
+    def __init__(self, commands: Sequence[CommandSpec], nonce: str, section_cap: int = MAX_SECTION_BYTES,
+                 line_cap: int = MAX_SECTION_LINES, line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.commands = list(commands)
+        self.specs = {c.name: c for c in commands}
+        self.marker = nonce.encode()
+        self.key = b"\n" + self.marker + b" "
+        self.section_cap, self.line_cap, self.line_bytes = section_cap, line_cap, line_bytes
+        self.res = BatchResult()
+        self.clock = _Clock()
+        self.cut_names: set[str] = set()
+        self.cur: Optional[str] = None
+        self.buf = bytearray()
+        self.lines = 0
+        self.over: Optional[str] = None  # why the current section was cut
+        self.began: Optional[float] = None
+        # the stream is read as if preceded by a newline, so a marker on its first line is found too
+        self.pend = bytearray(b"\n")
+        self.skip_nl = True  # pend[0] is a newline that belongs to no section
+        self.total = 0
+
+    # -- feeding ---------------------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        pend = self.pend
+        pend += data
+        pos, key = 0, self.key
+        while True:
+            i = pend.find(key, pos)
+            if i < 0:
+                safe = len(pend) - (len(key) - 1)  # a marker may start in the last bytes: keep them
+                start = pos + self.skip_nl
+                if safe >= start:
+                    self._content(pend, start, safe)
+                    pos, self.skip_nl = safe, False
+                break
+            self._content(pend, pos + self.skip_nl, i + 1)  # the newline before a marker ends the last line
+            j = pend.find(b"\n", i + 1)
+            if j < 0:
+                if len(pend) - i > _MAX_MARKER_LINE:  # too long for a marker: content
+                    self._content(pend, i + 1, len(pend))
+                    pos, self.skip_nl = len(pend), False
+                else:  # wait for the rest of the line
+                    pos, self.skip_nl = i, True
+                break
+            if self._marker(bytes(pend[i + 1 + len(self.marker) + 1: j])):
+                pos, self.skip_nl = j, True  # its newline may start the next marker's key
+            else:
+                self._content(pend, i + 1, j)
+                pos, self.skip_nl = j, False
+        del pend[:pos]
+
+    def _content(self, pend: bytearray, a: int, b: int) -> None:
+        if b <= a or self.cur is None:
+            if b > a:
+                self.res.unframed_bytes += b - a
+            return
+        if self.over:
+            return
+        room = self.section_cap - len(self.buf)
+        if b - a > room:
+            b = a + room
+            self.over = f"output larger than {self.section_cap} bytes; cut"
+        n = pend.count(b"\n", a, b)
+        if self.lines + n > self.line_cap:
+            k = a - 1
+            for _ in range(self.line_cap - self.lines):
+                k = pend.find(b"\n", k + 1)
+            b, n = k + 1, self.line_cap - self.lines
+            self.over = f"more than {self.line_cap} lines; cut"
+        self.buf += pend[a:b]
+        self.lines += n
+
+    def _marker(self, raw: bytes) -> bool:
+        """Handle one marker line (without the nonce); False when it is not a valid marker (then content)."""
+        res = self.res
+        parts = raw.decode("utf-8", "replace").split()
+        kind = parts[0] if parts else ""
+        if kind == "BEGIN" and len(parts) >= 2:
+            self._close(None, None, "no END marker (output cut off)")
+            self.cur, self.began = parts[1], self.clock.epoch(parts[2] if len(parts) > 2 else None)
+        elif kind == "END" and len(parts) >= 3 and parts[1] == self.cur:
+            try:
+                rc: Optional[int] = int(parts[2])
+            except ValueError:
+                rc = None
+            self._close(rc, parts[3] if len(parts) > 3 else None, None)
+        elif kind == "CUT" and len(parts) >= 2:
+            self.cut_names.add(parts[1])  # a tool inside that command hit its timeout: its output is incomplete
+        elif kind == "CLOCK" and len(parts) >= 2:
+            self.clock.announce(parts)
+        elif kind == "ID" and len(parts) >= 2:
+            try:
+                res.uid = int(parts[1])
+            except ValueError:
+                pass
+        elif kind == "NOSUDO":
+            res.sudo_refused = True
+        elif kind == "DONE":
+            res.done = True
+        else:
+            return False
+        res.frames += 1
+        return True
+
+    def _close(self, rc: Optional[int], end_token: Optional[str], err: Optional[str]) -> None:
+        cur = self.cur
+        if cur is None:
+            return
+        spec = self.specs.get(cur)
+        over = self.over
+        data = bytes(self.buf)
+        if len(data) > self.line_bytes and any(len(x) > self.line_bytes for x in data.split(b"\n")):
+            data = b"\n".join(x[: self.line_bytes] for x in data.split(b"\n"))
+            over = over or f"a line longer than {self.line_bytes} bytes; cut"
+        text = data.decode("utf-8", errors="replace")
+        if text.startswith("\n"):
+            text = text[1:]
+        if text.endswith("\n"):
+            text = text[:-1]
+        end = self.clock.epoch(end_token)
+        began = self.began
+        dur = round(max(0.0, end - began), 2) if end is not None and began is not None else 0.0
+        timeout = spec.timeout if spec else 0
+        timed_out = cur in self.cut_names or (
+            rc == 124 and (spec is None or spec.may_hang) and dur >= max(0.0, timeout - 1))
+        self.res.outputs[cur] = RawOutput(
+            name=cur,
+            script=spec.script if spec else "",
+            output=text,
+            exit_code=None if timed_out else rc,
+            started=_iso(began),
+            duration=dur,
+            truncated=bool(over) or rc is None,
+            timed_out=timed_out,
+            error=err,
+            truncated_reason=over or (err if rc is None else None),
+        )
+        self.cur, self.buf, self.over, self.lines = None, bytearray(), None, 0
+
+    def finish(self, stream_error: Optional[str] = None) -> BatchResult:
+        """End of stream (EOF, deadline or cap, said by ``stream_error``): close what is open, fill the gaps."""
+        self.total -= 1
+        self.feed(b"\n")  # completes a last marker line that had no newline
+        pend = self.pend
+        if len(pend) > self.skip_nl:
+            self._content(pend, int(self.skip_nl), len(pend) - 1)  # the tail, without the newline just added
+        self.pend = bytearray()
+        res = self.res
+        res.stream_error = stream_error
+        res.total_bytes = self.total
+        self._close(None, None, stream_error or "no END marker (output cut off)")
+        for c in self.commands:
+            if c.name not in res.outputs:
+                res.outputs[c.name] = RawOutput(
+                    name=c.name, script=c.script, output="", exit_code=None,
+                    started=_iso(None), duration=0.0, truncated=False,
+                    error=stream_error or "command did not run (script ended early)",
+                )
+        return res
+
+
 def parse_stream(
     data: bytes,
     commands: Sequence[CommandSpec],
@@ -139,96 +334,14 @@ def parse_stream(
     stream_error: Optional[str] = None,
     section_cap: int = MAX_SECTION_BYTES,
 ) -> BatchResult:
-    """Split the framed output into one RawOutput per command.
+    """Split a whole framed output into one RawOutput per command (see :class:`FrameParser`).
 
     A command whose END marker never came is marked truncated/timed out with
     ``stream_error`` as the reason; commands never started get an error entry.
     """
-    specs = {c.name: c for c in commands}
-    res = BatchResult()
-    marker = nonce.encode()
-    cur: Optional[str] = None
-    buf = bytearray()
-    began: Optional[float] = None
-    over = False
-    cut_names: set[str] = set()
-    clock = _Clock()
-
-    def close(rc: Optional[int], end_token: Optional[str], err: Optional[str]) -> None:
-        nonlocal cur, buf, over
-        if cur is None:
-            return
-        spec = specs.get(cur)
-        text = bytes(buf).decode("utf-8", errors="replace")
-        if text.startswith("\n"):
-            text = text[1:]
-        if text.endswith("\n"):
-            text = text[:-1]
-        end = clock.epoch(end_token)
-        dur = round(max(0.0, end - began), 2) if end is not None and began is not None else 0.0
-        timeout = spec.timeout if spec else 0
-        timed_out = cur in cut_names or (rc == 124 and (spec is None or spec.may_hang) and dur >= max(0.0, timeout - 1))
-        res.outputs[cur] = RawOutput(
-            name=cur,
-            script=spec.script if spec else "",
-            output=text,
-            exit_code=None if timed_out else rc,
-            started=_iso(began),
-            duration=dur,
-            truncated=over or rc is None,
-            timed_out=timed_out,
-            error=err,
-        )
-        cur, buf, over = None, bytearray(), False
-
-    for line in data.splitlines(keepends=True):
-        if line.startswith(marker + b" "):
-            parts = line[len(marker) + 1 :].decode("utf-8", "replace").split()
-            kind = parts[0] if parts else ""
-            if kind == "BEGIN" and len(parts) >= 2:
-                close(None, None, "no END marker (output cut off)")
-                cur, began = parts[1], clock.epoch(parts[2] if len(parts) > 2 else None)
-                continue
-            if kind == "END" and len(parts) >= 3 and parts[1] == cur:
-                try:
-                    rc: Optional[int] = int(parts[2])
-                except ValueError:
-                    rc = None
-                close(rc, parts[3] if len(parts) > 3 else None, None)
-                continue
-            if kind == "CUT" and len(parts) >= 2:
-                cut_names.add(parts[1])  # a tool inside that command hit its timeout: its output is incomplete
-                continue
-            if kind == "CLOCK" and len(parts) >= 2:
-                clock.announce(parts)
-                continue
-            if kind == "ID" and len(parts) >= 2:
-                try:
-                    res.uid = int(parts[1])
-                except ValueError:
-                    pass
-                continue
-            if kind == "NOSUDO":
-                res.sudo_refused = True
-                continue
-            if kind == "DONE":
-                res.done = True
-                continue
-        if cur is not None:
-            if len(buf) + len(line) > section_cap:
-                buf.extend(line[: max(0, section_cap - len(buf))])
-                over = True
-            else:
-                buf.extend(line)
-    close(None, None, stream_error or "no END marker (output cut off)")
-    for c in commands:
-        if c.name not in res.outputs:
-            res.outputs[c.name] = RawOutput(
-                name=c.name, script=c.script, output="", exit_code=None,
-                started=_iso(None), duration=0.0, truncated=False,
-                error=stream_error or "command did not run (script ended early)",
-            )
-    return res
+    p = FrameParser(commands, nonce, section_cap=section_cap)
+    p.feed(data)
+    return p.finish(stream_error)
 
 
 def dedupe(commands: Iterable[CommandSpec]) -> list[CommandSpec]:

@@ -268,7 +268,8 @@ def test_no_head_of_line_blocking(tmp_path, sshd_server, signing_key):
     assert 3.5 <= mixed["stalled"][1] <= 4 + 2.5  # its overall host deadline
     assert wall < 4 + normal + 3.0, (wall, normal)  # the timeouts overlap; they do not add up
     facts = json.load(open(tmp_path / "mixed" / "facts" / "stalled.json", encoding="utf-8"))
-    assert "did not finish" in facts.get("warning", "")
+    # connected, but its forced command never ran the probe script: not collected, and it says why
+    assert not facts["collected"] and "probe script did not run (host deadline exceeded" in facts["error"]
 
 
 def test_progress_live_line_on_a_terminal():

@@ -145,7 +145,7 @@ def parse_passwd(text: str) -> Optional[list[dict[str, Any]]]:
     out = []
     for ln in lines[1:]:
         f = ln.split(":")
-        if len(f) < 7 or not f[2].lstrip("-").isdigit():
+        if len(f) < 7 or not f[2].lstrip("-").isdecimal():
             continue
         out.append(
             {
@@ -208,7 +208,7 @@ def parse_groups(text: str) -> dict[str, dict[str, Any]]:
     groups = {}
     for ln in text.splitlines():
         f = ln.split(":")
-        if len(f) == 3 and f[1].isdigit():
+        if len(f) == 3 and f[1].isdecimal():
             groups[f[0]] = {"gid": int(f[1]), "members": [m for m in f[2].split(",") if m]}
     return groups
 

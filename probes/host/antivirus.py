@@ -219,7 +219,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             realtime = True if rt else (False if rt is not None else None)
         sig_time = max(sig_times) if sig_times else None
         age = days_since(sig_time, now)
-        if mdatp is not None and mdatp.get("definitions_updated_minutes_ago", "").isdigit():
+        if mdatp is not None and mdatp.get("definitions_updated_minutes_ago", "").isdecimal():
             age = int(mdatp["definitions_updated_minutes_ago"]) // 1440
             if now is not None:
                 sig_time = now - int(mdatp["definitions_updated_minutes_ago"]) * 60

@@ -225,7 +225,7 @@ def now_of(outputs: Mapping[str, RawOutput]) -> Optional[int]:
         return None
     for line in out.output.splitlines():
         line = line.strip()
-        if line.isdigit():
+        if line.isdecimal():
             return int(line)
     return None
 
@@ -324,7 +324,7 @@ def parse_processes(text: str) -> list[dict[str, Any]]:
     procs = []
     for line in text.splitlines():
         parts = line.split(None, 2)
-        if len(parts) < 3 or not parts[0].isdigit():
+        if len(parts) < 3 or not parts[0].isdecimal():
             continue
         comm = parts[2].strip()
         if comm.startswith("[") and comm.endswith("]"):

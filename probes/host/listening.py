@@ -63,7 +63,7 @@ def _addr(local: str) -> Optional[tuple[str, Optional[str], int]]:
     if ":" not in local:
         return None
     host, _, port = local.rpartition(":")
-    if not port.isdigit():
+    if not port.isdecimal():
         return None
     iface = None
     if "%" in host:
@@ -159,7 +159,7 @@ def parse_listen(text: str) -> tuple[Optional[str], list[dict[str, Any]]]:
                 name = pid = None
                 if prog and "/" in prog:
                     p, _, n = prog.partition("/")
-                    pid = int(p) if p.isdigit() else None
+                    pid = int(p) if p.isdecimal() else None
                     name = n.rstrip(":") or None
                 socks.append(make_socket(proto, a[0], a[2], a[1], name, pid))
         elif kind == "proc":
@@ -167,7 +167,7 @@ def parse_listen(text: str) -> tuple[Optional[str], list[dict[str, Any]]]:
             proto = "tcp" if table.startswith("tcp") else "udp"
             for line in lines:
                 f = line.split()
-                if len(f) < 4 or not f[0].rstrip(":").isdigit():
+                if len(f) < 4 or not f[0].rstrip(":").isdecimal():
                     continue
                 state = f[3]
                 if (proto == "tcp" and state != "0A") or (proto == "udp" and state != "07"):

@@ -206,7 +206,7 @@ def _rc(lines: list[str]) -> Optional[int]:
 
 
 def _index_age(lines: list[str]) -> Optional[int]:
-    times = [int(ln.split()[0]) for ln in lines if ln.split() and ln.split()[0].isdigit()]
+    times = [int(ln.split()[0]) for ln in lines if ln.split() and ln.split()[0].isdecimal()]
     return max(times) if times else None
 
 
@@ -359,7 +359,7 @@ def parse_history(text: str, tz: Optional[timezone]) -> dict[str, Any]:
                     best, source = t, "rpm installtime"
         elif header in ("dpkg-status", "apk-db"):
             for line in lines:
-                if line.strip().isdigit():
+                if line.strip().isdecimal():
                     fallback = (int(line.strip()), "dpkg status" if header == "dpkg-status" else "apk db")
     if best is None and fallback:
         best, source = fallback

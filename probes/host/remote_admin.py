@@ -220,7 +220,7 @@ def ssh_settings(outputs: Mapping[str, RawOutput]) -> dict[str, Any]:
     d["use_pam"] = _bool(settings, "usepam")
     d["x11_forwarding"] = _bool(settings, "x11forwarding")
     mat = _first(settings, "maxauthtries")
-    d["max_auth_tries"] = int(mat) if mat and mat.isdigit() else None
+    d["max_auth_tries"] = int(mat) if mat and mat.isdecimal() else None
     d["login_grace_time"] = _first(settings, "logingracetime")
     banner = _first(settings, "banner")
     d["banner"] = None if banner in (None, "none") else banner
@@ -228,7 +228,7 @@ def ssh_settings(outputs: Mapping[str, RawOutput]) -> dict[str, Any]:
     d["authentication_methods"] = am
     ports = []
     for p in _list(settings, "port"):
-        if p.isdigit():
+        if p.isdecimal():
             ports.append(int(p))
     d["ports"] = sorted(set(ports))
     la = []

@@ -47,7 +47,7 @@ _EXPORT_NAME = re.compile(r"(?:^|[;&|\s])export\s+(?:[\w=\"']+\s+)*TMOUT\b")
 
 def _value(raw: str) -> Optional[int]:
     v = raw.strip("\"'")
-    return int(v) if v.isdigit() else None
+    return int(v) if v.isdecimal() else None
 
 
 def parse_tmout(text: str) -> list[dict[str, Any]]:
@@ -61,7 +61,7 @@ def parse_tmout(text: str) -> list[dict[str, Any]]:
         if current is None or ":" not in line:
             continue
         num, _, body = line.partition(":")
-        if not num.isdigit():
+        if not num.isdecimal():
             continue
         code = body.split("#", 1)[0]
         if "TMOUT" not in code:

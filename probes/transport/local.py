@@ -9,17 +9,29 @@ import getpass
 import os
 import select
 import subprocess
+import threading
 from typing import Optional, Sequence
 
 from ..base import CommandSpec
-from ..batch import BatchResult, build_script, new_nonce, parse_stream, wrapper
-from . import Session, TransportError
-from .runner import read_until
+from ..batch import BatchResult, FrameParser, build_script, new_nonce, wrapper
+from . import CANCEL, Session, TransportError
+from .runner import pump
 
 
 class LocalTransport:
-    def __init__(self, become: bool = False) -> None:
+    def __init__(self, become: bool = False, cancel: Optional[threading.Event] = None) -> None:
         self.become = become
+        self.cancel = cancel or CANCEL
+        self._proc: Optional[subprocess.Popen] = None
+
+    def abort(self) -> None:
+        """From another thread (Ctrl-C): end the script's process group now."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
 
     def open(self) -> Session:
         return Session(transport="local", info={"user": getpass.getuser(), "uid": os.getuid()})
@@ -36,6 +48,7 @@ class LocalTransport:
         except OSError as e:
             raise TransportError(f"cannot start sh: {e}") from None
         assert proc.stdin and proc.stdout
+        self._proc = proc
         proc.stdin.write(script)
         proc.stdin.close()
         fd = proc.stdout.fileno()
@@ -44,7 +57,8 @@ class LocalTransport:
             r, _, _ = select.select([fd], [], [], 0.5)
             return os.read(fd, 65536) if r else None
 
-        data, err = read_until(recv, deadline)
+        parser = FrameParser(commands, nonce)
+        err = pump(recv, parser.feed, deadline, cancelled=self.cancel.is_set)
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, 9)
@@ -52,7 +66,7 @@ class LocalTransport:
                 pass
         proc.wait()
         proc.stdout.close()
-        return parse_stream(data, commands, nonce, stream_error=err)
+        return parser.finish(err)
 
     def close(self) -> None:
         pass

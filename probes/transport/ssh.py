@@ -8,6 +8,7 @@ recorded because it is itself a 12.1.1 finding.
 """
 from __future__ import annotations
 
+import enum
 import os
 import socket
 import threading
@@ -22,9 +23,9 @@ import paramiko
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 from ..base import CommandSpec
-from ..batch import BatchResult, build_script, new_nonce, parse_stream, wrapper
-from . import Session, TransportError, describe_error
-from .runner import read_until
+from ..batch import BatchResult, FrameParser, build_script, new_nonce, wrapper
+from . import CANCEL, Session, TransportError, describe_error, printable
+from .runner import pump
 
 LEGACY = {
     "kex": ["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1"],
@@ -32,6 +33,15 @@ LEGACY = {
     "pubkeys": ["ssh-rsa", "ssh-dss"],
     "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"],
 }
+
+
+class HostKeyPolicy(str, enum.Enum):
+    """How an unknown host key is treated. Anything else is refused where the connection is made (fail closed):
+    a value that slipped past inventory validation must never mean "accept any key"."""
+
+    STRICT = "strict"  # the key must be in known_hosts
+    ACCEPT_NEW = "accept-new"  # trust on first use, written to known_hosts and recorded
+    OFF = "off"  # not verified; recorded loudly
 
 
 @dataclass
@@ -137,24 +147,84 @@ def private_key(path: str) -> Optional[paramiko.PKey]:
     return hit[1]
 
 
+def host_key_policy(value: str, known_hosts: str) -> paramiko.MissingHostKeyPolicy:
+    """The paramiko policy for an inventory value; an unknown value is refused, never "accept anything"."""
+    try:
+        kind = HostKeyPolicy(value)
+    except ValueError:
+        raise TransportError(f"unknown host_key_policy {printable(str(value), 40)!r} (expected strict, "
+                             "accept-new or off); refusing to connect") from None
+    if kind is HostKeyPolicy.STRICT:
+        return paramiko.RejectPolicy()
+    if kind is HostKeyPolicy.ACCEPT_NEW:
+        return _AcceptNew(known_hosts)
+    if kind is HostKeyPolicy.OFF:
+        return _Recorded()
+    raise TransportError(f"host_key_policy {kind.value!r} is not handled; refusing to connect")  # pragma: no cover
+
+
+#: paramiko's words for "the handshake never got going": the banner or the key exchange did not come in time
+_NO_HANDSHAKE = ("Error reading SSH protocol banner", "No existing session")
+
+
 class SshTransport:
-    def __init__(self, address: str, opts: SshOptions) -> None:
+    def __init__(self, address: str, opts: SshOptions, cancel: Optional[threading.Event] = None) -> None:
         self.address = address
         self.opts = opts
+        self.cancel = cancel or CANCEL
         self.client: Optional[paramiko.SSHClient] = None
         self.session: Optional[Session] = None
+        self._sock: Optional[socket.socket] = None
+
+    def abort(self) -> None:
+        """From another thread (Ctrl-C): end the connection now, so a handshake or a read returns at once."""
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _connect_socket(self) -> socket.socket:
+        """Our own TCP connection, so TCP failures and SSH failures are told apart and a cancel can end it."""
+        o = self.opts
+        where = f"{self.address}:{o.port}"
+        try:
+            sock = socket.create_connection((self.address, o.port), timeout=o.connect_timeout)
+        except ConnectionRefusedError:
+            raise TransportError(f"connection to {where} refused") from None
+        except (socket.timeout, TimeoutError):
+            raise TransportError(f"connection to {where} timed out after {o.connect_timeout:g}s") from None
+        except OSError as e:
+            raise TransportError(f"cannot connect to {where}: {describe_error(e)}") from None
+        self._sock = sock
+        if self.cancel.is_set():
+            self.abort()
+        return sock
+
+    def _handshake_failure(self, e: BaseException, t: Optional[paramiko.Transport]) -> Optional[str]:
+        """Say what the server did when the SSH handshake did not complete; None when it is another error."""
+        o = self.opts
+        where = f"{self.address}:{o.port}"
+        if self.cancel.is_set():
+            return "run interrupted"
+        text = str(e)
+        if not (isinstance(e, (EOFError, ConnectionError)) or any(x in text for x in _NO_HANDSHAKE)):
+            return None
+        version = printable(getattr(t, "remote_version", "") or "", 120)
+        if not version:
+            if isinstance(e, (EOFError, ConnectionError)) or "EOF" in text:
+                return f"connection to {where} closed before the SSH banner"
+            return f"no SSH banner from {where} within {o.connect_timeout:g}s"
+        if isinstance(e, (EOFError, ConnectionError)):
+            return f"server '{version}' at {where} closed the connection during the SSH handshake"
+        return f"server '{version}' at {where} did not complete the SSH handshake within {o.connect_timeout:g}s"
 
     def open(self) -> Session:
         o = self.opts
         client = paramiko.SSHClient()
         kh = os.path.expanduser(o.known_hosts)
-        policy: paramiko.MissingHostKeyPolicy
-        if o.host_key_policy == "strict":
-            policy = paramiko.RejectPolicy()
-        elif o.host_key_policy == "accept-new":
-            policy = _AcceptNew(kh)
-        else:
-            policy = _Recorded()
+        policy = host_key_policy(o.host_key_policy, kh)
         if os.path.exists(kh):
             name = _known_host_name(self.address, o.port)
             try:
@@ -162,7 +232,7 @@ class SshTransport:
                     client.get_host_keys().add(name, ktype, key)
             except (OSError, paramiko.SSHException) as e:
                 raise TransportError(f"cannot read known_hosts {kh}: {describe_error(e)}") from None
-        elif o.host_key_policy == "strict":
+        elif isinstance(policy, paramiko.RejectPolicy):
             raise TransportError(f"known_hosts file {kh} does not exist (host_key_policy: strict)")
         client.set_missing_host_key_policy(policy)
         password = None
@@ -177,13 +247,20 @@ class SshTransport:
             key_file = None
         disabled = {} if o.legacy_algorithms else LEGACY
         pkey = private_key(key_file) if key_file else None
+        sock = self._connect_socket()
+        made: list[paramiko.Transport] = []
+
+        def factory(*args: Any, **kw: Any) -> paramiko.Transport:
+            made.append(_RecordingTransport(*args, **kw))
+            return made[-1]
+
         try:
             client.connect(
                 self.address, port=o.port, username=o.user, pkey=pkey, key_filename=None if pkey else key_file,
-                password=password,
+                password=password, sock=sock,
                 timeout=o.connect_timeout, banner_timeout=o.connect_timeout, auth_timeout=o.connect_timeout,
                 allow_agent=False, look_for_keys=False, disabled_algorithms=disabled,
-                transport_factory=_RecordingTransport,
+                transport_factory=factory,
             )
         except paramiko.BadHostKeyException as e:
             raise TransportError(
@@ -192,7 +269,11 @@ class SshTransport:
             ) from None
         except paramiko.AuthenticationException:
             raise TransportError(f"authentication failed for user {o.user!r}") from None
-        except paramiko.SSHException as e:
+        except (paramiko.SSHException, EOFError, ConnectionError) as e:
+            client.close()
+            why = self._handshake_failure(e, made[-1] if made else None)
+            if why:
+                raise TransportError(why) from None
             text = str(e)
             if "not found in known_hosts" in text:
                 raise TransportError(
@@ -205,6 +286,7 @@ class SshTransport:
                         "ssh: {legacy_algorithms: true} for this host (its use is recorded as a 12.1.1 finding)")
             raise TransportError(f"SSH negotiation failed: {describe_error(e)}{hint}") from None
         except (socket.timeout, TimeoutError):
+            client.close()
             raise TransportError(f"connection to {self.address}:{o.port} timed out after {o.connect_timeout:.0f}s") from None
         except paramiko.ssh_exception.NoValidConnectionsError as e:
             refused = all(getattr(x, "errno", None) == 111 for x in e.errors.values())
@@ -224,7 +306,7 @@ class SshTransport:
             "auth": "password" if password and not key_file else "publickey",
             "host_key_policy": o.host_key_policy,
             "known_hosts": kh,
-            "server_version": t.remote_version,
+            "server_version": printable(t.remote_version or "", 255),
             "host_key_type": t.host_key_type,
             "host_key_fingerprint_sha256": _sha256_fp(t.get_remote_server_key()),
             "kex": getattr(t, "negotiated_kex", None),
@@ -268,14 +350,18 @@ class SshTransport:
             except socket.timeout:
                 return None
 
-        data, err = read_until(recv, deadline)
+        parser = FrameParser(commands, nonce)
+        err = pump(recv, parser.feed, deadline, cancelled=self.cancel.is_set)
         chan.close()
-        return parse_stream(data, commands, nonce, stream_error=err)
+        return parser.finish(err)
 
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
             self.client = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 def _sha256_fp(key: paramiko.PKey) -> str:
