@@ -231,7 +231,7 @@ def test_hostile_header_is_inert_in_terminal_html_and_markdown(tmp_path, signing
         inv = write_inventory(str(tmp_path / "inv.yml"),
                               f'version: 1\nscope: {{allow: [127.0.0.0/8]}}\nweb: ["http://127.0.0.1:{srv.port}/"]\n'
                               "web_options: {request_timeout: 3, url_timeout: 20}\n"
-                              "hosts: [{name: web-1, transport: local, address: 127.0.0.1, roles: [web]}]\n")
+                              "hosts: [{name: web-1, transport: local, address: 127.0.0.1, roles: [web], public: true}]\n")
         out = str(tmp_path / "b")
         assert main(["scan", "-i", inv, "--out", out, "--key", signing_key, "--only", "host,web", "-q",
                      "--lang", "en"]) == 0
