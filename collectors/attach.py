@@ -53,8 +53,8 @@ def _write_json(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def next_serial(evidence_dir: str, item: str) -> int:
-    pat = re.compile(rf"^자료{re.escape(item)}-(\d+)_")
+def next_serial(evidence_dir: str, item: str, prefix: str = "자료") -> int:
+    pat = re.compile(rf"^{re.escape(prefix)}{re.escape(item)}-(\d+)_")
     nums = [int(m.group(1)) for f in (os.listdir(evidence_dir) if os.path.isdir(evidence_dir) else [])
             if (m := pat.match(f))]
     return max(nums, default=0) + 1
@@ -81,10 +81,11 @@ def attach(bundle: str, item: str, files: Sequence[str], key: signing.KeyPair, s
     at = now_iso()
     ev_dir = os.path.join(root, "evidence")
     os.makedirs(ev_dir, exist_ok=True)
-    serial = next_serial(ev_dir, item)
+    prefix = str((results.get("run") or {}).get("evidence_prefix") or "자료")
+    serial = next_serial(ev_dir, item, prefix)
     added = []
     for i, src in enumerate(files):
-        rel = f"evidence/자료{safe_component(item, 16)}-{serial + i}_manual_{safe_component(os.path.basename(src))}"
+        rel = f"evidence/{safe_component(prefix, 8)}{safe_component(item, 16)}-{serial + i}_manual_{safe_component(os.path.basename(src))}"
         shutil.copyfile(src, os.path.join(root, rel))
         with open(os.path.join(root, rel), "rb") as fh:
             digest = hashlib.sha256(fh.read()).hexdigest()

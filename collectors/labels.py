@@ -23,7 +23,7 @@ _HEAD = re.compile(rb"^# evidence-agent evidence file \([^\n]*\)\n")
 
 
 def _item_key(item: str) -> tuple[Any, ...]:
-    return tuple(int(x) if x.isdigit() else x for x in re.split(r"[.\-]", item))
+    return tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in re.split(r"[.\-]", item))
 
 
 def _ext(rel: str) -> str:
@@ -41,7 +41,8 @@ def _uses(controls: list[dict[str, Any]]) -> Iterable[tuple[str, str]]:
                     yield cid, rel
 
 
-def relabel(root: str, evidence_index: list[dict[str, Any]], controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def relabel(root: str, evidence_index: list[dict[str, Any]], controls: list[dict[str, Any]],
+            prefix: str = "자료") -> list[dict[str, Any]]:
     """Rename the run's evidence files to stable per-item names; returns the new evidence index.
 
     ``controls`` (results' controls) and ``facts/*.json`` are updated in place. Files attached by a person
@@ -61,7 +62,7 @@ def relabel(root: str, evidence_index: list[dict[str, Any]], controls: list[dict
         rels = sorted(by_item[it], key=lambda r: (str(entries[r].get("host")), str(entries[r].get("label")), r))
         for n, rel in enumerate(rels, 1):
             e = entries[rel]
-            alias[rel][it] = (f"evidence/자료{safe_component(it, 16)}-{n}_{safe_component(str(e.get('host')))}_"
+            alias[rel][it] = (f"evidence/{safe_component(prefix, 8)}{safe_component(it, 16)}-{n}_{safe_component(str(e.get('host')))}_"
                               f"{safe_component(str(e.get('label')))}.{safe_component(_ext(rel), 8)}")
     # two phases, so that a new name may be an old name of another file
     staged = {}
@@ -87,14 +88,29 @@ def relabel(root: str, evidence_index: list[dict[str, Any]], controls: list[dict
             first = first or new
         primary[rel] = first or rel
         os.unlink(staged[rel])
+    apply_aliases(controls, alias)
+    _rewrite_facts(root, primary)
+    return sorted(new_index, key=lambda e: e["file"])
+
+
+def apply_aliases(controls: list[dict[str, Any]], alias: dict[str, dict[str, str]]) -> None:
+    """Point every item's findings at that item's own name of each file (findings shared by items are copied)."""
     for c in controls:
         cid = str(c.get("id"))
         for h in c.get("hosts") or []:
             h["evidence"] = sorted({alias.get(r, {}).get(cid, r) for r in h.get("evidence") or []})
             h["findings"] = [{**f, "evidence": sorted({alias.get(r, {}).get(cid, r) for r in f.get("evidence") or []})}
                              for f in h.get("findings") or []]
-    _rewrite_facts(root, primary)
-    return sorted(new_index, key=lambda e: e["file"])
+
+
+def aliases_from_index(evidence_index: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """``{name facts cite: {item: that item's name}}`` as recorded in a bundle's evidence index (re-evaluation)."""
+    out: dict[str, dict[str, str]] = {}
+    for e in evidence_index:
+        first = e.get("same_evidence_as") or e["file"]
+        for it in e.get("items") or []:
+            out.setdefault(first, {})[str(it)] = e["file"]
+    return out
 
 
 def _rewrite_facts(root: str, primary: dict[str, str]) -> None:

@@ -97,7 +97,7 @@ def combine(mode: str, automated: Optional[str], attested: Optional[str]) -> str
 def pending_text(automated: Optional[str], lang: str, labels: dict[str, str]) -> str:
     """The plain sentence for an item waiting for a person."""
     if automated is None:
-        return ("담당자의 확인(증빙 첨부와 이행 여부 기재)이 필요합니다." if lang == "ko"
+        return ("담당자의 확인(증빙 첨부와 결과 기재)이 필요합니다." if lang == "ko"
                 else "A person must answer this item (attach evidence and state whether it is met).")
     a = labels.get(automated, automated)
     if lang == "ko":

@@ -187,8 +187,8 @@ def _item(m: ReportModel, it: ItemReport, prefix: str) -> str:
     if it.note:
         a.append(f'<p class="muted">{e(it.note)}</p>')
     for cr in it.criteria:
-        params = fmt_params(cr.params) if cr.params else "; ".join(
-            f"{h}: {fmt_params(p)}" for h, p in cr.params_by_host.items())
+        params = fmt_params(cr.params, cr.origins) if cr.params else "; ".join(
+            f"{h}: {fmt_params(p, cr.origins_by_host.get(h))}" for h, p in cr.params_by_host.items())
         a.append(f"<p><b>[{e(cr.rule)}] {e(cr.title)}</b><br>{e(cr.text)}"
                  + (f"<br><span class='muted'>{e(L['params'])}: {e(params)}</span>" if params else "")
                  + "".join(f"<br><span class='badge s-partial'>{e(L['deviations'])}</span> {e(d)}"
@@ -212,7 +212,7 @@ def _item(m: ReportModel, it: ItemReport, prefix: str) -> str:
     rows.append((L["evidence"], b))
     # C
     c = "".join(f'<span class="choice{" on" if on else ""}">{"●" if on else "○"} {e(st[s])}</span>'
-                for s, on in status_choices(it.status))
+                for s, on in status_choices(it.status, m.choices))
     halves = []
     if it.automated_status:
         halves.append(f"<tr><th>{e(L['auto_part'])}</th><td>{_badge(it.automated_status, it.automated_label)}"

@@ -84,8 +84,8 @@ def _item(it: ItemReport, m: ReportModel) -> list[str]:
     if it.note:
         out.append(f"  - *{md(it.note)}*")
     for c in it.criteria:
-        params = fmt_params(c.params) if c.params else "; ".join(
-            f"{h}: {fmt_params(p)}" for h, p in c.params_by_host.items())
+        params = fmt_params(c.params, c.origins) if c.params else "; ".join(
+            f"{h}: {fmt_params(p, c.origins_by_host.get(h))}" for h, p in c.params_by_host.items())
         out.append(f"  - `{md(c.rule)}` {md(c.title)}: {md(c.text)}"
                    + (f" ({md(L['params'])}: {md(params)})" if params else ""))
         out += [f"    - {md(L['deviations'])}: {md(d)}" for d in c.deviations]

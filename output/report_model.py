@@ -102,7 +102,7 @@ UI: dict[str, dict[str, str]] = {
     },
 }
 
-_REF = re.compile(r"^(자료[0-9.]+-\d+)")
+_REF = re.compile(r"^([^_]+?-\d+)_")
 
 
 @dataclass
@@ -128,6 +128,8 @@ class Criterion:
     params: dict[str, Any]
     params_by_host: dict[str, dict[str, Any]] = field(default_factory=dict)  # only when hosts differ
     deviations: list[str] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)  # param -> where its value comes from, in words
+    origins_by_host: dict[str, dict[str, str]] = field(default_factory=dict)  # only when hosts differ
 
 
 @dataclass
@@ -238,6 +240,8 @@ class ReportModel:
     cover: Cover
     items: list[ItemReport]
     changes: Optional[dict[str, Any]] = None
+    choices: tuple[str, ...] = GUIDE_CHOICES  # the boxes of C in this profile's form
+    evidence_prefix: str = "자료"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -273,13 +277,17 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
-def fmt_params(p: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in p.items())
+def fmt_params(p: dict[str, Any], origins: Optional[dict[str, str]] = None) -> str:
+    """``k=v`` pairs; with ``origins``, each value says where it comes from (guide, tool default, organisation)."""
+    o = origins or {}
+    return ", ".join(f"{k}={_fmt_value(v)}" + (f" ({o[k]})" if k in o else "") for k, v in p.items())
 
 
 def _deviation_text(d: dict[str, Any], lang: str) -> str:
     lim = d.get("guide_limit") or {}
-    lims = ", ".join(f"{k} {_fmt_value(v)}" for k, v in lim.items())
+    lims = ", ".join(f"{k} {_fmt_value(v)}" for k, v in lim.items() if k != "source")
+    if lim.get("source"):
+        lims += f" — {'가이드' if lang == 'ko' else 'the guide'}: “{lim['source']}”"
     where = d.get("set_at") or "?"
     who = d.get("set_by") or ("미기재" if lang == "ko" else "not stated")
     host = d.get("host") or "?"
@@ -288,6 +296,16 @@ def _deviation_text(d: dict[str, Any], lang: str) -> str:
                 f"설정 위치 {where}, 설정자 {who}, 호스트 {host}")
     return (f"{d.get('param')}={_fmt_value(d.get('value'))} — looser than the guide limit ({lims}); "
             f"set at {where} by {who}, host {host}")
+
+
+def form_of(catalog: Any, lang: str) -> tuple[dict[str, str], dict[str, str], tuple[str, ...], dict[str, str]]:
+    """(labels, status labels, C's choices, collapse map) — from the profile's catalog ``form:`` block: each
+    framework has its own column names and answer scale (robo-advisor: 심사번호/확인결과/증적자료, 적합·부적합·N/A)."""
+    frm = getattr(catalog, "form", None) or {}
+    labels = {**UI[lang], **((frm.get("labels") or {}).get(lang) or {})}
+    st = {**labels_for(getattr(catalog, "answer_scale", None), lang), **((frm.get("scale") or {}).get(lang) or {})}
+    choices = tuple(frm.get("choices") or GUIDE_CHOICES)
+    return labels, st, choices, dict(frm.get("collapse") or {})
 
 
 def _load_profile(name: str, policy_dirs: Optional[list[str]]) -> tuple[Any, dict[str, Any], Optional[str]]:
@@ -355,8 +373,10 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
     for rid, r in (results.get("rules") or {}).items():
         if isinstance(r, dict):
             rules[rid] = SimpleNamespace(title=r.get("title") or {}, criterion=str(r.get("criterion") or ""),
-                                         level=str(r.get("level") or ""), remediation=r.get("remediation") or {})
-    labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
+                                         level=str(r.get("level") or ""), remediation=r.get("remediation") or {},
+                                         params=r.get("params") or {},
+                                         guide_limits=_current_limits(rules.get(rid), r.get("guide_limits")))
+    labels, st, choices, _ = form_of(catalog, lang)
     warnings = [warn] if warn else []
 
     verification: dict[str, Any] = {"checked": False, "valid": None, "problems": [], "pinned": pubkey is not None}
@@ -367,7 +387,9 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         verification.update(checked=True, valid=v.valid, problems=v.problems[:50], fingerprint=v.fingerprint)
 
     index = {e["file"]: e for e in results.get("evidence_index") or [] if isinstance(e, dict) and e.get("file")}
-    deviations = results.get("deviations") or []
+    # "looser than the guide" only where the guide states the value (older bundles recorded other limits too)
+    deviations = [d for d in results.get("deviations") or []
+                  if d.get("param") in (getattr(rules.get(str(d.get("rule"))), "guide_limits", None) or {})]
     res_controls = {str(c.get("id")): c for c in results.get("controls") or []}
     order = [str(c.get("id")) for c in (catalog.controls if catalog else [])]
     order += [cid for cid in res_controls if cid not in order]
@@ -404,13 +426,15 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         overdue_plans=sum(1 for i in items for p in i.plans if p.get("overdue")),
         criteria_source=criteria_src or "",
     )
-    return ReportModel(lang=lang, labels=labels, status_labels=st, bundle=root, cover=cover, items=items)
+    return ReportModel(lang=lang, labels=labels, status_labels=st, bundle=root, cover=cover, items=items,
+                       choices=choices, evidence_prefix=str((getattr(catalog, "form", None) or {})
+                                                           .get("evidence_prefix") or "자료"))
 
 
 def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog: Any, rules: dict[str, Any],
           index: dict[str, dict[str, Any]], deviations: list[dict[str, Any]], lang: str,
           org: Optional[dict[str, str]] = None) -> ItemReport:
-    labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
+    labels, st, _, collapse = form_of(catalog, lang)
     res = res or {"id": cid, "status": UNK, "manual": True, "hosts": []}
     area, fld, item = _titles(catalog, ctl, cid, lang)
     title = form.clean_title(_pick({"ko": ctl.get("ko") or res.get("title"),
@@ -421,8 +445,10 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
     mode = str(ctl.get("mode") or res.get("mode") or "manual")
     # C: the automated half (a waived failure still a failure) and the person's half, combined by the guide
     auto = form.automated_status(host_recs)
+    auto = collapse.get(auto, auto) if auto else auto
     attested = str(declared.get("status")) if declared else None
     status = form.combine(mode, auto, attested)
+    status = collapse.get(status, status)  # a scale without "partly" answers "no" unless wholly met
     manual_part = None
     if form.has_manual_part(mode, auto):
         mst = attested or UNK
@@ -447,7 +473,10 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
             level=(r.level if r else str(fs[0][1].get("level") or "")),
             params=next(iter(params_seen.values()), {}) if len(distinct) <= 1 else {},
             params_by_host={_host_label(n, lang): p for n, p in params_seen.items()} if len(distinct) > 1 else {},
-            deviations=[_deviation_text(d, lang) for d in deviations if d.get("rule") == rid]))
+            deviations=[_deviation_text(d, lang) for d in deviations if d.get("rule") == rid],
+            origins=_origins(r, [f.get("params") or {} for _, f in fs], lang),
+            origins_by_host={_host_label(n, lang): _origins(r, [p], lang) for n, p in params_seen.items()}
+            if len(distinct) > 1 else {}))
 
     # B: files the findings rest on, plus files collected or attached for this item
     files: list[str] = []
@@ -472,6 +501,7 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
     hosts = []
     for h in host_recs:
         hst = form.automated_status([h]) or UNK
+        hst = collapse.get(hst, hst)
         hosts.append(HostResult(_host_label(str(h.get("name")), lang), hst, st.get(hst, "?")))
     summary: list[SummaryLine] = []
     failing: dict[str, list[str]] = {}
@@ -542,6 +572,42 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
         plans=plans, exceptions=exceptions)
 
 
+def _current_limits(current: Any, recorded: Any) -> dict[str, Any]:
+    """The guide limits as recorded in the bundle; a limit without the guide's sentence (older bundles) takes the
+    sentence from today's rule, or is not shown as the guide's at all."""
+    now = getattr(current, "guide_limits", None) or {}
+    out = {}
+    for k, lim in (recorded or {}).items():
+        if isinstance(lim, dict):
+            src = lim.get("source") or (now.get(k) or {}).get("source")
+            if src:
+                out[k] = {**lim, "source": src}
+    return out
+
+
+def _origins(rule: Any, seen: list[dict[str, Any]], lang: str) -> dict[str, str]:
+    """Each parameter labelled by origin: the guide's value (with its sentence), the tool's default, or the
+    organisation's own value. Only a value the guide states is called the guide's."""
+    ko = lang == "ko"
+    defaults = getattr(rule, "params", None) or {}
+    limits = getattr(rule, "guide_limits", None) or {}
+    out = {}
+    for k in sorted({k for p in seen for k in p}):
+        values = {json.dumps(p.get(k), sort_keys=True) for p in seen if k in p}
+        own = any(v != json.dumps(defaults.get(k), sort_keys=True) for v in values) if k in defaults else True
+        lim = limits.get(k) or {}
+        guide = ""
+        if lim.get("source"):
+            bound = ", ".join(f"{'최소' if ko else 'min'} {_fmt_value(lim[x])}" if x == "min"
+                              else f"{'최대' if ko else 'max'} {_fmt_value(lim[x])}" for x in ("min", "max") if x in lim)
+            guide = (f"가이드 기준 {bound} — “{lim['source']}”" if ko else f"guide: {bound} — “{lim['source']}”")
+        base = ("기관 설정값" if ko else "organisation's own value") if own else ("도구 기본값" if ko else "tool default")
+        if not guide:
+            base += " (가이드에 수치 없음)" if ko else " (the guide states no number)"
+        out[k] = base + (f"; {guide}" if guide else "")
+    return out
+
+
 _NA_WORDS = [
     (re.compile(r"^applicability condition not met: .*", re.S),
      {"ko": "이 대상에는 해당하지 않음 (규칙의 적용 조건에 맞지 않음)",
@@ -573,15 +639,15 @@ def _words(detail: str, lang: str) -> str:
 
 
 def _ref_key(ref: str) -> tuple[Any, ...]:
-    m = re.match(r"자료([0-9.]+)-(\d+)", ref)
+    m = re.match(r"^\D*?([0-9A-Za-z.\-]+)-(\d+)$", ref)
     if not m:
         return ((9999,), 0, ref)
-    return (tuple(int(x) for x in m.group(1).split(".") if x.isdigit()), int(m.group(2)), ref)
+    return (tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.\-]", m.group(1))), int(m.group(2)), ref)
 
 
-def status_choices(status: str) -> list[tuple[str, bool]]:
-    """The guide's C boxes (이행/부분이행/미이행), plus 해당없음/점검불가 when that is the result."""
-    out = [(s, s == status) for s in GUIDE_CHOICES]
-    if status not in GUIDE_CHOICES:
+def status_choices(status: str, choices: tuple[str, ...] = GUIDE_CHOICES) -> list[tuple[str, bool]]:
+    """The form's C boxes (the guide's 이행/부분이행/미이행), plus 해당없음/점검불가 when that is the result."""
+    out = [(s, s == status) for s in choices]
+    if status not in choices:
         out.append((status, True))
     return out

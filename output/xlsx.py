@@ -65,8 +65,8 @@ def _criterion(it: ItemReport, L: dict[str, str]) -> str:
     if it.note:
         parts.append(it.note)
     for c in it.criteria:
-        params = fmt_params(c.params) if c.params else "; ".join(
-            f"{h}: {fmt_params(p)}" for h, p in c.params_by_host.items())
+        params = fmt_params(c.params, c.origins) if c.params else "; ".join(
+            f"{h}: {fmt_params(p, c.origins_by_host.get(h))}" for h, p in c.params_by_host.items())
         parts.append(f"[{c.rule}] {c.title}\n{c.text}" + (f"\n{L['params']}: {params}" if params else "")
                      + "".join(f"\n{L['deviations']}: {d}" for d in c.deviations))
     if (it.guide_criterion or it.guide_note) and (it.org_criterion or not it.criteria):

@@ -19,7 +19,7 @@ from output.html import render_html
 from output.markdown import render_markdown
 from output.report_model import build_model
 from policies.engine import IMPL, NI, PART, UNK
-from tests import reportlib
+import reportlib
 
 SITE_CRITERIA = """version: 1
 organisation: 테스트 핀테크
