@@ -23,7 +23,7 @@ from policies.engine import IMPL, NA, NI, PART, UNK, aggregate
 #: What marks the catalog's OCR damage (see the catalog's header: "…" = missing/illegible text).
 _DAMAGE = re.compile(r"…|\.\.\.|판독\s*불가|판독불가|OCR|illegible", re.I)
 ILLEGIBLE = {
-    "ko": "가이드 원문의 이 부분은 사용한 사본에서 읽을 수 없어 싣지 않았습니다(가이드 원문 참조).",
+    "ko": "가이드 원문의 이 대목은 사용한 사본에서 읽을 수 없어 싣지 않았습니다(가이드 원문 참조).",
     "en": "Part of the guide's text cannot be read in the copy used and is left out (see the guide itself).",
 }
 _TITLE_GAP = {"ko": "(원문 누락)", "en": "(text missing)"}
@@ -101,7 +101,7 @@ def pending_text(automated: Optional[str], lang: str, labels: dict[str, str]) ->
                 else "A person must answer this item (attach evidence and state whether it is met).")
     a = labels.get(automated, automated)
     if lang == "ko":
-        return f"자동 점검 부분은 완료({a})되었고, 수동 점검 부분은 담당자 확인 대기 중입니다."
+        return f"자동 점검은 완료({a})되었고, 수동 점검 사항은 담당자 확인 대기 중입니다."
     return f"The automated part is done ({a}); the manual part is waiting for a person's confirmation."
 
 

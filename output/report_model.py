@@ -58,7 +58,7 @@ UI: dict[str, dict[str, str]] = {
         "reason": "사유", "yes": "예", "no": "아니오", "warnings": "주의", "file": "파일", "description": "설명",
         "items": "항목", "collected_at": "수집 시각", "by": "선언자", "at": "선언 시각", "unknown_rule": "규칙 정의 없음",
         "evidence_sheet": "증빙자료 목록", "summary_sheet": "요약", "form_sheet": "보안점검 결과",
-        "attached": "담당자 첨부", "auto_part": "자동 점검 부분", "manual_part": "수동 점검 부분 (담당자 확인)",
+        "attached": "담당자 첨부", "auto_part": "자동 점검 결과", "manual_part": "수동 점검 (담당자 확인)",
         "pending": "확인 대기", "attested_by": "확인자", "org_criterion": "기관 점검기준",
         "guide_reference": "가이드 원문 (참고)", "excepted": "예외 승인", "approver": "승인자", "expires": "만료일",
         "expired": "만료됨 — 미이행으로 판정", "plan_due": "목표 시기", "plan_text": "이행 방법",

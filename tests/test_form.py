@@ -64,7 +64,7 @@ def test_a_mixed_item_waits_for_a_person_then_combines(bundle, tmp_path):
     it = _item(m0, "15.2.1")
     assert it.mode == "mixed" and it.automated_status is not None
     assert it.status != IMPL and it.manual_part["pending"]
-    assert "담당자 확인 대기" in it.manual_part["text"] and "자동 점검 부분은 완료" in it.manual_part["text"]
+    assert "담당자 확인 대기" in it.manual_part["text"] and "자동 점검은 완료" in it.manual_part["text"]
 
     doc = tmp_path / "관리자단말_지정대장.txt"
     doc.write_text("관리자 단말 지정 대장 v3")
@@ -81,7 +81,7 @@ def test_a_mixed_item_waits_for_a_person_then_combines(bundle, tmp_path):
     assert not it.manual_part["pending"] and it.manual_part["by"] == "보안담당 김철수"
     assert it.status == form.combine("mixed", it.automated_status, IMPL)
     html = render_html(build_model(bundle))
-    assert "자동 점검 부분" in html and "수동 점검 부분 (담당자 확인)" in html and "보안담당 김철수" in html
+    assert "자동 점검 결과" in html and "수동 점검 (담당자 확인)" in html and "보안담당 김철수" in html
 
 
 def test_two_manual_items_answered(bundle, tmp_path):
@@ -149,23 +149,49 @@ def test_guide_text_cleaning():
     assert form.elide("… 보호대책을 수립 … 적용", "ko") == "보호대책을 수립 (중략) 적용"
 
 
-@pytest.mark.parametrize("profile_dir", [None, "robo"])
-def test_no_rendered_report_carries_ocr_damage_or_raw_rules(bundle, tmp_path, profile_dir):
-    if profile_dir:  # the robo-advisor profile rendered over the same bundle
-        res = reportlib.results(bundle)
-        res["run"]["profile"] = "robo-advisor-2017"
-        m = build_model(bundle, verify=False)
-        m_items = []
-        from output.report_model import _item as item_of
-        from policies.model import load_profile
+INV_ROBO = """version: 1
+scope: {allow: [127.0.0.0/8]}
+hosts:
+  - {name: admin-pc-1, transport: local, address: 127.0.0.1, roles: [important-pc]}
+"""
 
-        prof = load_profile("robo-advisor-2017")
-        for c in prof.catalog.controls:
-            m_items.append(item_of(str(c["id"]), c, None, prof.catalog, {}, {}, [], "ko"))
-        m.items = m_items
-        models = [m]
-    else:
-        models = [build_model(bundle, lang=lang) for lang in ("ko", "en")]
+
+@pytest.fixture(scope="module")
+def robo_bundle(tmp_path_factory):
+    d = tmp_path_factory.mktemp("robo")
+    (d / "inv.yml").write_text(INV_ROBO)
+    out = str(d / "bundle")
+    assert main(["scan", "--inventory", str(d / "inv.yml"), "--profile", "robo-advisor-2017", "--only", "host",
+                 "--out", out, "--key", reportlib.key(), "-q"]) == 0
+    return out
+
+
+def test_the_form_belongs_to_the_profile(robo_bundle, tmp_path):
+    """robo-advisor-2017: 심사번호 / 확인결과 / 증적자료, 적합·부적합·N/A (no partly), evidence 첨부<no>-<n>;
+    its rules are the open-API guide's, used through the catalog's crosswalk (not copied)."""
+    res = reportlib.results(robo_bundle)
+    ctl = next(c for c in res["controls"] if c["id"] == "S2-05-SE-1")
+    rules = {f["rule"] for h in ctl["hosts"] for f in h["findings"]}
+    assert rules and all(r.endswith("@S2-05-SE-1") for r in rules)
+    m = build_model(robo_bundle)
+    html = render_html(m)
+    for word in ("심사번호", "확인결과", "증적자료", "적합(예)", "부적합(아니오)", "N/A"):
+        assert word in html, word
+    assert "부분이행" not in html and "이행" not in html.replace("이행계획", "")
+    assert m.choices == ("implemented", "not_implemented", "not_applicable")
+    it = _item(m, "S2-05-SE-1")
+    assert it.status != "partial" and it.evidence and all(e.ref.startswith("첨부S2-05-SE-1-") for e in it.evidence)
+    doc = tmp_path / "pc.txt"
+    doc.write_text("인터넷 차단 정책 화면")
+    assert main(["attach", robo_bundle, "--item", "S2-05-SE-1", str(doc), "--status", "implemented",
+                 "--key", reportlib.key()]) == 0
+    assert any(f.startswith("첨부S2-05-SE-1-") and f.endswith("_manual_pc.txt")
+               for f in os.listdir(os.path.join(robo_bundle, "evidence")))
+
+
+@pytest.mark.parametrize("profile", ["fsi", "robo"])
+def test_no_rendered_report_carries_ocr_damage_or_raw_rules(bundle, robo_bundle, profile):
+    models = [build_model(bundle if profile == "fsi" else robo_bundle, lang=lang) for lang in ("ko", "en")]
     for m in models:
         for text in (render_html(m), render_markdown(m)):
             assert "판독 불가" not in text and "판독불가" not in text
