@@ -33,6 +33,8 @@ th { background: #e8edf3; font-weight: 600; white-space: nowrap; }
 table.form th { width: 17%; }
 table.narrow { width: auto; min-width: 45%; }
 tr { break-inside: avoid; page-break-inside: avoid; }
+table.form > tbody > tr { break-inside: auto; page-break-inside: auto; }  /* a long A or D cell flows on */
+h3 { break-after: avoid; page-break-after: avoid; }
 .muted { color: #555; font-size: 9pt; }
 .pre { white-space: pre-wrap; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 3px; font-weight: 600; border: 1px solid #888; }

@@ -602,7 +602,8 @@ def _origins(rule: Any, seen: list[dict[str, Any]], lang: str) -> dict[str, str]
                               else f"{'최대' if ko else 'max'} {_fmt_value(lim[x])}" for x in ("min", "max") if x in lim)
             guide = (f"가이드 기준 {bound} — “{lim['source']}”" if ko else f"guide: {bound} — “{lim['source']}”")
         base = ("기관 설정값" if ko else "organisation's own value") if own else ("도구 기본값" if ko else "tool default")
-        if not guide:
+        if not guide and all(isinstance(p.get(k), (int, float)) and not isinstance(p.get(k), bool)
+                             for p in seen if k in p):
             base += " (가이드에 수치 없음)" if ko else " (the guide states no number)"
         out[k] = base + (f"; {guide}" if guide else "")
     return out
