@@ -59,7 +59,8 @@ def clean_title(text: str, lang: str) -> str:
 def elide(text: str, lang: str) -> str:
     """A rule's quotation of the guide: a cut at either end is simply dropped, a cut inside says (중략)."""
     t = re.sub(r"^\s*(?:…|\.\.\.)+\s*|\s*(?:…|\.\.\.)+\s*$", "", text or "")
-    return re.sub(r"\s*(?:…|\.\.\.)+\s*", " (중략) " if lang == "ko" else " (omitted) ", t)
+    t = re.sub(r"\s*(?:…|\.\.\.)+\s*", " (중략) " if lang == "ko" else " (omitted) ", t)
+    return re.sub(r"\(\s+\((중략|omitted)\)\s*", r"(\1) ", t)
 
 
 # -- the two halves -----------------------------------------------------------------------------------------
