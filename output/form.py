@@ -60,7 +60,7 @@ def elide(text: str, lang: str) -> str:
     """A rule's quotation of the guide: a cut at either end is simply dropped, a cut inside says (중략)."""
     t = re.sub(r"^\s*(?:…|\.\.\.)+\s*|\s*(?:…|\.\.\.)+\s*$", "", text or "")
     t = re.sub(r"\s*(?:…|\.\.\.)+\s*", " (중략) " if lang == "ko" else " (omitted) ", t)
-    return re.sub(r"\(\s+\((중략|omitted)\)\s*", r"(\1) ", t)
+    return re.sub(r"\(\s+\((중략|omitted)\)\s*", r"((\1) ", t)
 
 
 # -- the two halves -----------------------------------------------------------------------------------------
