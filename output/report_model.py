@@ -422,7 +422,7 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         waivers=list(results.get("waivers") or []), warnings=warnings,
         attested_count=sum(1 for i in items if i.manual_part and not i.manual_part["pending"]),
         pending_count=sum(1 for i in items if i.manual_part and i.manual_part["pending"]),
-        excepted_count=sum(1 for i in items if i.exceptions),
+        excepted_count=sum(1 for i in items if any(x["active"] for x in i.exceptions)),
         overdue_plans=sum(1 for i in items for p in i.plans if p.get("overdue")),
         criteria_source=criteria_src or "",
     )
