@@ -520,7 +520,8 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
                 txt = (f"{_words(_pick(f.get('detail'), lang), lang)} — {labels['excepted']}: {w.get('reason')} "
                        f"({labels['approver']} {w.get('approver')}, {labels['expires']} {w.get('expires')}"
                        + ("" if w.get("active") else f", {labels['expired']}") + ")")
-                summary.append(SummaryLine(hn, NI, labels["excepted"], "waiver", txt, refs))
+                summary.append(SummaryLine(hn, NI, labels["excepted"] if w.get("active") else
+                                           f"{labels['excepted']} ({labels['expired']})", "waiver", txt, refs))
             else:
                 summary.append(SummaryLine(hn, fst, st.get(fst, "?"), "finding",
                                            _words(_pick(f.get("detail"), lang), lang), refs))

@@ -250,6 +250,42 @@ def test_an_approved_exception_is_shown_and_never_makes_an_item_implemented(bund
     assert form.automated_status([{"findings": [{"status": "not_applicable", "excepted": True}]}]) == NI
 
 
+def test_an_expired_waiver_is_a_failure(tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INV_TWO + """waivers:
+  - {rule: session-timeout, host: "*", reason: "batch hosts", approver: "CISO Kim", expires: "2020-01-31"}
+""")
+    out = str(tmp_path / "b")
+    assert main(["scan", "--inventory", str(inv), "--out", out, "--key", reportlib.key(), "--only", "host",
+                 "-q"]) == 0
+    fs = [f for h in _control(out, "13.1.1")["hosts"] for f in h["findings"] if f["rule"] == "session-timeout"]
+    assert fs and all(not f["waiver"]["active"] for f in fs if f.get("waiver"))
+    m = build_model(out)
+    it = _item(m, "13.1.1")
+    if any(f["status"] == "not_implemented" for f in fs):  # this machine has no idle timeout: the usual case
+        assert it.status in (NI, PART) and m.cover.excepted_count == 0
+        assert any(s.kind == "waiver" and "만료됨 — 미이행으로 판정" in s.text for s in it.summary)
+
+
+def test_run_carries_plans_from_the_previous_bundle(tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INV_TWO)
+    d = str(tmp_path / "bundles")
+    args = ["run", "--inventory", str(inv), "--bundles", d, "--key", reportlib.key(), "--only", "host", "-q"]
+    assert main(args) == 0
+    first = os.path.join(d, os.readlink(os.path.join(d, "latest")))
+    assert main(["plan", first, "--item", "13.1.1", "--due", "2099-01-31", "--text", "TMOUT 적용",
+                 "--key", reportlib.key()]) == 0
+    import time
+
+    time.sleep(1.1)  # bundle folders are named by the second
+    assert main(args) == 0
+    second = os.path.join(d, os.readlink(os.path.join(d, "latest")))
+    assert second != first
+    # 13.1.1 is mixed and nobody attested its manual part in the new run: not 이행, so its plan is still open
+    assert [p["text"] for p in _control(second, "13.1.1").get("plans") or []] == ["TMOUT 적용"]
+
+
 # -- evidence labels ---------------------------------------------------------------------------------------------
 
 INV_TWO = """version: 1
