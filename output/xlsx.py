@@ -53,7 +53,7 @@ def _headers(L: dict[str, str]) -> dict[str, str]:
             "control_id": "번호" if ko else "No.", "control": L["control"], "item_result": L["result"],
             "host": f"{L['host']} / {L['manual_part']}",
             "criterion": L["criterion"], "evidence": L["evidence"],
-            "result": ("판정" if ko else "Verdict"), "summary": L["summary"],
+            "result": f"{L['auto_part']} / {L['manual_part']}", "summary": L["summary"],
             "remediation": L["remediation"], "target_date": f"{L['plan']} {L['target_date']}",
             "plan_detail": f"{L['plan']} {L['plan_detail']}"}
 

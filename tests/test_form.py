@@ -100,6 +100,46 @@ def test_two_manual_items_answered(bundle, tmp_path):
     assert m.cover.attested_count == 2
 
 
+def test_the_whole_form_in_every_format(bundle, tmp_path):
+    """The issue's scenario: attest 13.1.1's manual half, answer two manual items, site criteria, a plan; every
+    format shows both halves, who attested, A from the site file and E; verify passes after each revision."""
+    key = reportlib.key()
+    doc = tmp_path / "단말지정.txt"
+    doc.write_text("관리자 단말 지정 대장")
+    steps = [["attach", bundle, "--item", "13.1.1", str(doc), "--status", "implemented", "--by", "김철수"],
+             ["attach", bundle, "--item", "4.1.1", str(doc), "--status", "implemented", "--by", "박영희"],
+             ["attach", bundle, "--item", "10.1.1", "--status", "not_applicable", "--reason", "전산실 없음",
+              "--by", "박영희"],
+             ["plan", bundle, "--item", "14.6.1", "--due", "2099-03-31", "--text", "월간 패치 창 운영"]]
+    for st in steps:
+        assert main([*st, "--key", key]) == 0
+        assert main(["verify", bundle]) == 0
+    crit = tmp_path / "criteria.yaml"
+    crit.write_text(SITE_CRITERIA, encoding="utf-8")
+    texts = {}
+    for fmt in ("html", "md", "xlsx", "pdf"):
+        if fmt == "pdf" and not shutil.which("chromium"):
+            continue
+        out = tmp_path / f"r.{fmt}"
+        assert main(["report", bundle, "-f", fmt, "--criteria", str(crit), "--out", str(out)]) == 0
+        if fmt == "xlsx":
+            import openpyxl
+
+            wb = openpyxl.load_workbook(out)
+            texts[fmt] = "\n".join(str(c) for ws in wb for row in ws.iter_rows(values_only=True) for c in row
+                                   if c is not None)
+        elif fmt == "pdf":
+            texts[fmt] = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True,
+                                        check=True).stdout
+        else:
+            texts[fmt] = out.read_text(encoding="utf-8")
+    for fmt, t in texts.items():
+        flat = re.sub(r"\s+", "", t)
+        for needle in ("자동점검결과", "수동점검(담당자확인)", "김철수", "박영희", "당사기준:오픈API서버는",
+                       "월간패치창운영", "2099-03-31"):
+            assert needle in flat, (fmt, needle)
+
+
 # -- A: the organisation's criteria, the guide's text cleaned ----------------------------------------------------
 
 def test_site_criteria_replace_A_and_keep_the_guide_as_reference(bundle, tmp_path):
