@@ -115,6 +115,8 @@ def _cover(m: ReportModel) -> str:
     out.append(f"<h2>{e(L['totals'])}</h2><table class=\"narrow\"><tr><th>{e(L['status'])}</th><th>{e(L['total'])}</th>"
                f"<th>{e(L['automated'])}</th></tr>")
     for s in STATUS_ORDER:
+        if s == "partial" and s not in m.choices:  # a scale without "partly" (robo-advisor: 예/아니오/N/A)
+            continue
         out.append(f"<tr><td>{_badge(s, st[s])}</td><td>{c.totals.get(s, 0)}</td>"
                    f"<td>{c.automated_totals.get(s, 0)}</td></tr>")
     out.append(f"<tr><td>{e(L['manual'])}</td><td>{c.manual_count}</td><td></td></tr>")

@@ -40,7 +40,8 @@ def render_markdown(m: ReportModel) -> str:
             f"- {md(L['tool'])}: evidence-agent {md(c.tool_version)}; {md(L['fingerprint'])}: `{md(c.fingerprint)}`"
             f"; {md(L['revision'])} {c.revision}",
             f"- {md(L['verification'])}: {ver}",
-            "- " + md(L["totals"]) + ": " + ", ".join(f"{st[s]} {c.totals.get(s, 0)}" for s in STATUS_ORDER)
+            "- " + md(L["totals"]) + ": " + ", ".join(f"{st[s]} {c.totals.get(s, 0)}" for s in STATUS_ORDER
+                                                       if s != "partial" or s in m.choices)
             + f" ({md(L['manual'])} {c.manual_count})"]
     for h in c.not_collected:
         out.append(f"- {md(L['not_collected'])}: {md(h['name'])} ({md(h.get('address'))}) — {md(h.get('error'))}")

@@ -246,6 +246,8 @@ def _summary_sheet(ws: Any, m: ReportModel) -> None:
         cell.font, cell.fill = Font(bold=True), HEAD_FILL
     r += 1
     for s in STATUS_ORDER:
+        if s == "partial" and s not in m.choices:
+            continue
         ws.cell(r, 1, st[s]).fill = PatternFill("solid", fgColor=FILLS[s])
         ws.cell(r, 2, c.totals.get(s, 0))
         ws.cell(r, 3, c.automated_totals.get(s, 0))
