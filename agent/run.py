@@ -331,7 +331,8 @@ def _form_upkeep(writer: BundleWriter, evaluator: Evaluator, controls: list[dict
 
     prefix = str((evaluator.profile.catalog.form or {}).get("evidence_prefix") or "자료")  # the profile's form
     run_meta["evidence_prefix"] = prefix
-    writer.evidence_index = relabel(writer.root, writer.evidence_index, controls, prefix)
+    writer.evidence_index = relabel(writer.root, writer.evidence_index, controls, prefix,
+                                    {str(c["id"]) for c in evaluator.profile.catalog.controls})
     base = (run_meta.get("baseline") or {}).get("path") or run_meta.get("plans_from")
     if base:
         try:

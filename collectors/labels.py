@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from .bundle import iter_readable, safe_component
 
+UNUSED = "수집"  # evidence collected by a probe but used by no item of the run's profile: 수집-<n>_<host>_<probe>
 _HEAD = re.compile(rb"^# evidence-agent evidence file \([^\n]*\)\n")
 
 
@@ -42,27 +43,29 @@ def _uses(controls: list[dict[str, Any]]) -> Iterable[tuple[str, str]]:
 
 
 def relabel(root: str, evidence_index: list[dict[str, Any]], controls: list[dict[str, Any]],
-            prefix: str = "자료") -> list[dict[str, Any]]:
+            prefix: str = "자료", catalog_items: Optional[set[str]] = None) -> list[dict[str, Any]]:
     """Rename the run's evidence files to stable per-item names; returns the new evidence index.
 
     ``controls`` (results' controls) and ``facts/*.json`` are updated in place. Files attached by a person
     (``manual``) keep their names: they are numbered when attached, after the automated ones.
     """
     entries = {e["file"]: e for e in evidence_index if not e.get("manual")}
-    used: dict[str, set[str]] = {rel: set(e.get("items") or []) for rel, e in entries.items()}
+    used: dict[str, set[str]] = {rel: set(e.get("items") or []) & (catalog_items or set(e.get("items") or []))
+                                 for rel, e in entries.items()}  # a probe's items of another profile do not count
     for cid, rel in _uses(controls):
         if rel in used:
             used[rel].add(cid)
     by_item: dict[str, list[str]] = {}
     for rel, items in used.items():
-        for it in items or {"0.0.0"}:
+        for it in items or {""}:  # evidence no item of this profile uses: named apart, never as an item's
             by_item.setdefault(it, []).append(rel)
     alias: dict[str, dict[str, str]] = {rel: {} for rel in used}
     for it in sorted(by_item, key=_item_key):
         rels = sorted(by_item[it], key=lambda r: (str(entries[r].get("host")), str(entries[r].get("label")), r))
         for n, rel in enumerate(rels, 1):
             e = entries[rel]
-            alias[rel][it] = (f"evidence/{safe_component(prefix, 8)}{safe_component(it, 16)}-{n}_{safe_component(str(e.get('host')))}_"
+            head = f"{safe_component(prefix, 8)}{safe_component(it, 16)}" if it else UNUSED
+            alias[rel][it] = (f"evidence/{head}-{n}_{safe_component(str(e.get('host')))}_"
                               f"{safe_component(str(e.get('label')))}.{safe_component(_ext(rel), 8)}")
     # two phases, so that a new name may be an old name of another file
     staged = {}
@@ -83,7 +86,7 @@ def relabel(root: str, evidence_index: list[dict[str, Any]], controls: list[dict
                 body = _HEAD.sub(f"# evidence-agent evidence file ({new.split('/')[-1]})\n".encode(), data, 1)
             with open(os.path.join(root, new), "wb") as f:
                 f.write(body)
-            new_index.append({**entries[rel], "file": new, "items": [it],
+            new_index.append({**entries[rel], "file": new, "items": [it] if it else [],
                               **({"same_evidence_as": first} if first else {})})
             first = first or new
         primary[rel] = first or rel
