@@ -625,7 +625,19 @@ _NA_WORDS = [
     (re.compile(r"^applies to OS families (.*) only$"), {"ko": "운영체제 {0} 에만 적용",
                                                           "en": "applies to OS families {0} only"}),
 ]
-_RAW_EXPR = re.compile(r"`[^`]*`|[!=<>]=|&&|\|\||\[\?")
+_RAW_EXPR = re.compile(r"[!=<>]=\s*`|`\s*[!=<>]=|&&|\|\||\[\?")
+_IN_TEXT = [  # the engine's English reasons inside a Korean detail, said in Korean
+    (re.compile(r"no network scan from the '([\w-]+)' vantage(?: in this run)?(?: \(scanned from: ([^)]*)\))?; run "
+                r"`([^`]*)` there and `merge` the bundles"),
+     {"ko": lambda m: (f"'{m.group(1)}' 위치에서 한 네트워크 스캔이 없음"
+                       + (f" (스캔 위치: {m.group(2)})" if m.group(2) else "")
+                       + f"; 그 위치에서 “{m.group(3)}”을 실행하고 번들을 merge 하십시오"),
+      "en": lambda m: (f"no network scan from the '{m.group(1)}' vantage"
+                       + (f" (scanned from: {m.group(2)})" if m.group(2) else "")
+                       + f"; run “{m.group(3)}” there and merge the bundles")}),
+    (re.compile(r"([\w.]+): not collected \(no such fact in this run\)"),
+     {"ko": lambda m: f"{m.group(1)}: 이번 실행에서 수집되지 않음", "en": lambda m: m.group(0)}),
+]
 
 
 def _words(detail: str, lang: str) -> str:
@@ -634,10 +646,14 @@ def _words(detail: str, lang: str) -> str:
         m = pat.match(detail or "")
         if m:
             return words[lang].format(*m.groups())
-    if _RAW_EXPR.search(detail or ""):
-        cut = _RAW_EXPR.split(detail)[0].rstrip(" :—-(")
+    text = detail or ""
+    for pat, fn in _IN_TEXT:
+        text = pat.sub(fn[lang], text)
+    if _RAW_EXPR.search(text):
+        cut = _RAW_EXPR.split(text)[0].rstrip(" :—-(")
+        cut = re.sub(r"\s*\S*$", "", cut) if cut.endswith(("`", "'")) else cut
         return cut or ("규칙 조건에 따른 판정" if lang == "ko" else "judged by the rule's condition")
-    return detail
+    return re.sub(r"`([^`]*)`", r"“\1”", text)
 
 
 def _ref_key(ref: str) -> tuple[Any, ...]:

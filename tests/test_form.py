@@ -245,6 +245,18 @@ def test_no_rendered_report_carries_ocr_damage_or_raw_rules(bundle, robo_bundle,
                 assert not RAW_EXPR.search(s.text), (it.id, s.text)
 
 
+def test_d_is_in_words():
+    from output.report_model import _words
+
+    raw = "applicability condition not met: remote_admin.ssh.installed != `false`"
+    assert _words(raw, "ko") == "이 대상에는 해당하지 않음 (규칙의 적용 조건에 맞지 않음)"
+    hint = ("증적 수집 불가 — no network scan from the 'external' vantage (scanned from: internal); run "
+            "`scan --only network --vantage external` there and `merge` the bundles")
+    ko = _words(hint, "ko")
+    assert "“scan --only network --vantage external”" in ko and "merge" in ko and "`" not in ko
+    assert not RAW_EXPR.search(_words("x: foo.bar == `1` && y", "en"))
+
+
 # -- E: plans ----------------------------------------------------------------------------------------------------
 
 def test_plan_is_signed_carried_forward_and_flagged_when_overdue(bundle, tmp_path):
