@@ -119,11 +119,12 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
         limits: dict[str, dict[str, Any]] = {}
         if rn.has("guide_limits"):
             for k, ln in rn.get("guide_limits").items():
-                ln.mapping({"min", "max", "source"}, required=("source",))
+                ln.mapping({"min", "max", "source"})
                 if k not in params:
                     raise ln.error("guide limit for a parameter the rule does not have")
                 limits[k] = {x: ln.get(x).num() for x in ("min", "max") if ln.has(x)}
-                limits[k]["source"] = ln.get("source").req_str()  # the guide's sentence that states the value
+                if ln.has("source"):  # the guide's sentence that states the value; without it, not called the guide's
+                    limits[k]["source"] = ln.get("source").req_str()
         applies: dict[str, Any] = {}
         if rn.has("applies"):
             an = rn.get("applies").mapping({"roles", "zones", "transports", "os_families", "when", "not_roles"})
