@@ -45,8 +45,10 @@ def clean_block(text: str, lang: str) -> tuple[str, bool]:
 
 
 def clean_list(rows: Iterable[str]) -> tuple[list[str], bool]:
-    kept = [str(r) for r in rows if not damaged(str(r))]
-    return kept, len(kept) != len(list(rows) if not isinstance(rows, list) else rows)
+    """List entries without the illegible ones: ``(kept, something was left out)``."""
+    rows = [str(r) for r in rows]
+    kept = [r for r in rows if not damaged(r)]
+    return kept, len(kept) != len(rows)
 
 
 def clean_title(text: str, lang: str) -> str:
