@@ -20,7 +20,8 @@ import sys
 from typing import Any, Optional
 
 EXIT_OK, EXIT_INVALID, EXIT_OUTPUT = 0, 1, 4
-EXTENSIONS = {"html": "report.html", "xlsx": "report.xlsx", "md": "report.md", "json": "report.json"}
+EXTENSIONS = {"html": "report.html", "xlsx": "report.xlsx", "md": "report.md", "json": "report.json",
+              "pdf": "report.pdf"}
 
 
 def _err(msg: str) -> None:
@@ -109,14 +110,22 @@ def _report(a: argparse.Namespace, root: str, baseline: Optional[str]) -> int:
     if not ok:
         return EXIT_INVALID
     out = a.out or default_report_path(a.bundle, a.format)
-    if out == "-" and a.format == "xlsx":
-        _err("--out -: a workbook cannot go to standard output; give a file")
+    if out == "-" and a.format in ("xlsx", "pdf"):
+        _err(f"--out -: a {a.format} file cannot go to standard output; give a file")
         return EXIT_INVALID
     if out != "-" and (_inside(out, root) or (os.path.isdir(a.bundle) and _inside(out, a.bundle))):
         _err(f"{out}: inside the signed bundle; rendered reports go outside it (verify would report an added file)")
         return EXIT_OUTPUT
+    from agent.yamlsrc import ConfigError
+
+    if a.criteria and not os.path.isfile(a.criteria):
+        _err(f"--criteria {a.criteria}: no such file")
+        return EXIT_INVALID
     try:
-        model = build_model(root, lang=a.lang, policy_dirs=a.policy_dir, pubkey=pub)
+        model = build_model(root, lang=a.lang, policy_dirs=a.policy_dir, pubkey=pub, criteria_file=a.criteria)
+    except ConfigError as e:
+        _err(str(e))
+        return EXIT_INVALID
     except (OSError, ValueError) as e:  # a link, FIFO or device in place of a file; unreadable JSON
         _err(f"{a.bundle}: not a readable bundle: {e}")
         return EXIT_INVALID
@@ -157,6 +166,14 @@ def _report(a: argparse.Namespace, root: str, baseline: Optional[str]) -> int:
             from output.xlsx import write_xlsx
 
             write_xlsx(model, out)
+        elif a.format == "pdf":
+            from output.pdf import PdfError, write_pdf
+
+            try:
+                write_pdf(model, out)
+            except PdfError as e:
+                _err(str(e))
+                return EXIT_OUTPUT
         else:
             with open(out, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -243,6 +260,55 @@ def cmd_attach(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(a: argparse.Namespace) -> int:
+    from collectors import signing
+    from collectors.attach import AttachError, add_plan
+
+    if not _is_bundle(a.bundle):
+        return EXIT_INVALID
+    pub, ok = _read_pub(a.pubkey)
+    if not ok:
+        return EXIT_INVALID
+    try:
+        key = signing.load_private(a.key)
+    except signing.SignatureError as e:
+        _err(str(e))
+        return EXIT_OUTPUT
+    try:
+        rec = add_plan(a.bundle, a.item, a.due, a.text, key, by=a.by, pubkey=pub)
+    except AttachError as e:
+        _err(str(e))
+        return EXIT_INVALID
+    except OSError as e:
+        _err(f"cannot update {a.bundle}: {e}")
+        return EXIT_OUTPUT
+    print(f"revision {rec['revision']} sealed ({rec['record']['reason']})")
+    return EXIT_OK
+
+
+def cmd_criteria_init(a: argparse.Namespace) -> int:
+    from agent.yamlsrc import ConfigError
+    from output.form import criteria_template
+    from policies.model import load_profile
+
+    if os.path.exists(a.out):
+        _err(f"{a.out} exists; not overwriting it")
+        return EXIT_OUTPUT
+    try:
+        prof = load_profile(a.profile, a.policy_dir)
+    except ConfigError as e:
+        _err(str(e))
+        return EXIT_INVALID
+    try:
+        with open(a.out, "x", encoding="utf-8") as f:
+            f.write(criteria_template(prof.catalog))
+    except OSError as e:
+        _err(f"cannot write {a.out}: {e.strerror}")
+        return EXIT_OUTPUT
+    print(f"{a.out} ({len(prof.catalog.controls)} items)")
+    return EXIT_OK
+
+
 def add_parsers(sub: Any, default_key: str) -> None:
     r = sub.add_parser("report", help="render a bundle as HTML, XLSX, Markdown or JSON (no rescan)",
                        description="Render the guide's result form (점검기준 A … 향후 이행계획 E) from a bundle. "
@@ -256,7 +322,9 @@ def add_parsers(sub: Any, default_key: str) -> None:
     r.add_argument("--baseline", metavar="OLD_BUNDLE", help="add a 'changes since' section against an older bundle "
                                                             "(folder or .zip)")
     r.add_argument("--pubkey", help="verify against this public key")
-    r.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (as for scan)")
+    r.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (as for scan); its "
+                                                                      "criteria.yaml, if any, gives column A")
+    r.add_argument("--criteria", metavar="FILE", help="the organisation's criteria (A) file, see `criteria init`")
     r.add_argument("--allow-invalid", action="store_true",
                    help="render a bundle that does not verify (a warning banner says so)")
     r.set_defaults(func=cmd_report)
@@ -274,22 +342,45 @@ def add_parsers(sub: Any, default_key: str) -> None:
     p.add_argument("--pubkey", help="verify against this public key before packing")
     p.set_defaults(func=cmd_pack)
 
-    t = sub.add_parser("attach", help="attach documents to a manual item, declare its status, re-sign",
+    t = sub.add_parser("attach", help="attach documents to an item, attest its manual part, re-sign",
                        description="Copy documents into evidence/ as 자료<ITEM>-<n>_manual_<name>, optionally record "
-                                   "a person's declared status for that item, keep the previous manifest under "
-                                   "revisions/<n>/ and sign the bundle as revision n+1.")
+                                   "a person's attestation of the item's manual part (the whole item when it has "
+                                   "no automated rule; never changes an automated verdict), keep the previous "
+                                   "manifest under revisions/<n>/ and sign the bundle as revision n+1.")
     t.add_argument("bundle")
     t.add_argument("--item", required=True, help="detailed item, e.g. 1.1.1")
     t.add_argument("files", nargs="*", metavar="FILE")
     t.add_argument("--note", help="one-line description of the documents (shown in 증빙자료 B)")
     t.add_argument("--status", choices=("implemented", "partial", "not_implemented", "not_applicable"),
-                   help="declared result for this manual item (recorded as declared by a person)")
+                   help="a person's answer for the item's manual part (mixed items: combined with the rules' "
+                        "part in the report)")
     t.add_argument("--reason", help="why (required for partial, not_implemented, not_applicable)")
     t.add_argument("--by", help="who declares (default: the current user)")
     t.add_argument("--key", default=default_key, help=f"signing key (default {default_key})")
     t.add_argument("--pubkey", help="require the current bundle to be signed by this key")
     t.set_defaults(func=cmd_attach)
     _collect_trailing_files(t)
+
+    pl = sub.add_parser("plan", help="store a remediation plan (E) for an item in the bundle, re-sign",
+                        description="Record 향후 이행계획 (E: target date and how) for one item as a signed "
+                                    "revision. A later `scan --baseline` carries open plans forward for items still "
+                                    "not implemented; reports flag plans past their date.")
+    pl.add_argument("bundle")
+    pl.add_argument("--item", required=True, help="detailed item, e.g. 14.6.1")
+    pl.add_argument("--due", required=True, help="target date YYYY-MM-DD")
+    pl.add_argument("--text", required=True, help="how the item will be implemented")
+    pl.add_argument("--by", help="who plans (default: the current user)")
+    pl.add_argument("--key", default=default_key, help=f"signing key (default {default_key})")
+    pl.add_argument("--pubkey", help="require the current bundle to be signed by this key")
+    pl.set_defaults(func=cmd_plan)
+
+    cr = sub.add_parser("criteria", help="the organisation's criteria file (column A)")
+    crs = cr.add_subparsers(dest="criteria_cmd", required=True)
+    ci = crs.add_parser("init", help="write a starting criteria.yaml with every item of a profile")
+    ci.add_argument("--out", "-o", required=True, help="file to create (never overwritten)")
+    ci.add_argument("--profile", default="fsi-openapi-2018")
+    ci.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (as for scan)")
+    ci.set_defaults(func=cmd_criteria_init)
 
 
 def _collect_trailing_files(parser: argparse.ArgumentParser) -> None:

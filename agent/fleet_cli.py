@@ -257,7 +257,8 @@ def cmd_run(a: argparse.Namespace) -> int:
                 observers.append(Progress(tty=False, interval=30.0))
         obs = Fanout(observers)
         opts = ScanOptions(out=partial, key=key, profile=profile, concurrency=a.concurrency, only=only,
-                           vantage=a.vantage, observer=obs)
+                           vantage=a.vantage, observer=obs,
+                           plans_from=os.path.join(root, prev) if prev else None)
         try:
             # only statuses are kept for the rest of the run (the bundle has everything): with the drift
             # comparison's two loaded results, whole findings would triple the memory of a large fleet

@@ -49,6 +49,7 @@ class ScanOptions:
     progress: Optional[Callable[[str], None]] = None
     probes: list[HostProbe] = field(default_factory=lambda: list(PROBES))
     baseline: Optional[dict[str, Any]] = None  # {path, run_id, finished} of a previous bundle, recorded in run
+    plans_from: Optional[str] = None  # a previous bundle whose open plans (E) are carried over (`run`)
     observer: Optional[Any] = None  # agent.progress.ScanObserver: phase and per-host events (display, JSON log)
     cancel: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: transports give up at once
     live: set[Any] = field(default_factory=set, repr=False)  # transports in use, aborted on Ctrl-C
@@ -339,6 +340,8 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
                 "scope": inv.scope.to_json(), "python": sys.version.split()[0]}
     if opts.baseline:
         run_meta["baseline"] = opts.baseline
+    if opts.plans_from:
+        run_meta["plans_from"] = os.path.abspath(opts.plans_from)
     writer.write_json("inventory.json", inventory_record(inv))
     return finalize(writer, evaluator, hosts_in, run_facts, run_evidence, run_meta, opts.key)
 
@@ -379,11 +382,33 @@ def evaluation_inventory(record: dict[str, Any]) -> dict[str, Any]:
     return {"networks": record.get("networks") or [], "declared": record.get("declared") or {}}
 
 
+def _form_upkeep(writer: BundleWriter, evaluator: Evaluator, controls: list[dict[str, Any]],
+                 run_meta: dict[str, Any]) -> None:
+    """Stable per-item evidence names (collectors.labels), and open plans (E) carried over from the baseline."""
+    from collectors.labels import relabel
+    from output.form import carry_plans
+
+    prefix = str((evaluator.profile.catalog.form or {}).get("evidence_prefix") or "자료")  # the profile's form
+    run_meta["evidence_prefix"] = prefix
+    writer.evidence_index = relabel(writer.root, writer.evidence_index, controls, prefix,
+                                    {str(c["id"]) for c in evaluator.profile.catalog.controls})
+    base = (run_meta.get("baseline") or {}).get("path") or run_meta.get("plans_from")
+    if base:
+        try:
+            with open(os.path.join(base, "results.json"), encoding="utf-8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            return
+        modes = {str(c["id"]): str(c.get("mode") or "manual") for c in evaluator.profile.catalog.controls}
+        carry_plans(old, controls, modes, (old.get("run") or {}).get("id"))
+
+
 def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInput], run_facts: dict[str, Any],
              run_evidence: dict[str, list[str]], run_meta: dict[str, Any], key: signing.KeyPair,
              extra_predicate: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Evaluate the policies over the collected facts, write results.json, and seal the bundle."""
     evaluated = evaluator.run(hosts_in, run_facts, run_evidence)
+    _form_upkeep(writer, evaluator, evaluated["controls"], run_meta)
     run = dict(run_meta)
     run["finished"] = now_iso()
     results = {

@@ -34,6 +34,8 @@ th { background: #e8edf3; font-weight: 600; white-space: nowrap; }
 table.form th { width: 17%; }
 table.narrow { width: auto; min-width: 45%; }
 tr { break-inside: avoid; page-break-inside: avoid; }
+table.form > tbody > tr { break-inside: auto; page-break-inside: auto; }  /* a long A or D cell flows on */
+h3 { break-after: avoid; page-break-after: avoid; }
 .muted { color: #555; font-size: 9pt; }
 .pre { white-space: pre-wrap; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 3px; font-weight: 600; border: 1px solid #888; }
@@ -115,11 +117,15 @@ def _cover(m: ReportModel) -> str:
     out.append(f"<h2>{e(L['totals'])}</h2><table class=\"narrow\"><tr><th>{e(L['status'])}</th><th>{e(L['total'])}</th>"
                f"<th>{e(L['automated'])}</th></tr>")
     for s in STATUS_ORDER:
+        if s == "partial" and s not in m.choices:  # a scale without "partly" (robo-advisor: 예/아니오/N/A)
+            continue
         out.append(f"<tr><td>{_badge(s, st[s])}</td><td>{c.totals.get(s, 0)}</td>"
                    f"<td>{c.automated_totals.get(s, 0)}</td></tr>")
     out.append(f"<tr><td>{e(L['manual'])}</td><td>{c.manual_count}</td><td></td></tr>")
-    if c.declared_count:
-        out.append(f"<tr><td>{e(L['declared'])}</td><td>{c.declared_count}</td><td></td></tr>")
+    for key, n in (("attested_count", c.attested_count), ("pending_count", c.pending_count),
+                   ("excepted_count", c.excepted_count), ("overdue", c.overdue_plans)):
+        if n or key != "overdue":
+            out.append(f"<tr><td>{e(L[key])}</td><td>{n}</td><td></td></tr>")
     out.append("</table>")
     out.append(f"<h2>{e(L['hosts'])}</h2><table><tr><th>{e(L['host'])}</th><th>{e(L['address'])}</th>"
                f"<th>{e(L['transport'])}</th><th>{e(L['zone'])}</th><th>{e(L['collected'])}</th></tr>")
@@ -134,8 +140,9 @@ def _cover(m: ReportModel) -> str:
     if c.deviations:
         out.append(f"<h2>{e(L['deviations'])}</h2>" + _ul(e(d) for d in c.deviations))
     if c.waivers:
-        out.append(f"<h2>{e(L['waiver'])}</h2>" + _ul(
-            e(f"{w.get('rule')} @ {w.get('host')}: {w.get('reason')} ({w.get('approver')}, ~{w.get('expires')})")
+        out.append(f"<h2>{e(L['excepted'])}</h2>" + _ul(
+            e(f"{w.get('rule')} @ {w.get('host')}: {w.get('reason')} ({L['approver']} {w.get('approver')}, "
+              f"{L['expires']} {w.get('expires')}" + ("" if w.get("active", True) else f", {L['expired']}") + ")")
             for w in c.waivers))
     if c.warnings:
         out.append(f"<h2>{e(L['warnings'])}</h2>" + _ul(e(w) for w in c.warnings))
@@ -164,10 +171,10 @@ def _index(m: ReportModel) -> str:
            f"<th>{e(L['host'])}</th></tr>"]
     for it in m.items:
         hosts = ", ".join(f"{h.name}: {h.label}" for h in it.hosts)
-        if it.declared:
-            hosts = L["declared"]
-        elif it.manual:
-            hosts = L["manual"]
+        if it.manual_part and not it.manual:
+            hosts += f" / {L['manual_part']}: {it.manual_part['label']}"
+        elif it.manual_part:
+            hosts = f"{L['manual_part']}: {it.manual_part['label']}"
         out.append(f'<tr><td><a href="#item-{e(it.id)}">{e(it.id)}</a> {e(it.title)}</td>'
                    f"<td>{_badge(it.status, it.status_label)}</td><td>{e(hosts)}</td></tr>")
     out.append("</table>")
@@ -181,19 +188,23 @@ def _item(m: ReportModel, it: ItemReport, prefix: str) -> str:
             (L["control"], f"<b>{e(it.id)}</b> {e(it.title)}")]
     # A
     a = []
+    if it.org_criterion:
+        a.append(f"<div><b>{e(L['org_criterion'])}</b></div><div class='pre'>{e(it.org_criterion)}</div>")
     if it.note:
         a.append(f'<p class="muted">{e(it.note)}</p>')
     for cr in it.criteria:
-        params = fmt_params(cr.params) if cr.params else "; ".join(
-            f"{h}: {fmt_params(p)}" for h, p in cr.params_by_host.items())
+        params = fmt_params(cr.params, cr.origins) if cr.params else "; ".join(
+            f"{h}: {fmt_params(p, cr.origins_by_host.get(h))}" for h, p in cr.params_by_host.items())
         a.append(f"<p><b>[{e(cr.rule)}] {e(cr.title)}</b><br>{e(cr.text)}"
                  + (f"<br><span class='muted'>{e(L['params'])}: {e(params)}</span>" if params else "")
                  + "".join(f"<br><span class='badge s-partial'>{e(L['deviations'])}</span> {e(d)}"
                            for d in cr.deviations) + "</p>")
-    if it.guide_criterion:
-        label = f"{L['guide_criterion']}" if it.criteria else ""
+    if it.guide_criterion or it.guide_note:
+        ref = bool(it.criteria or it.org_criterion)
+        label = L["guide_reference"] if it.org_criterion else L["guide_criterion"] if it.criteria else ""
         a.append((f"<div class='muted'>{e(label)}</div>" if label else "")
-                 + f'<div class="pre{" muted" if it.criteria else ""}">{e(it.guide_criterion)}</div>')
+                 + f'<div class="pre{" muted" if ref else ""}">{e(it.guide_criterion)}</div>'
+                 + (f"<div class='muted'><i>{e(it.guide_note)}</i></div>" if it.guide_note else ""))
     rows.append((L["criterion"], "".join(a)))
     # B
     if it.evidence:
@@ -207,20 +218,40 @@ def _item(m: ReportModel, it: ItemReport, prefix: str) -> str:
     rows.append((L["evidence"], b))
     # C
     c = "".join(f'<span class="choice{" on" if on else ""}">{"●" if on else "○"} {e(st[s])}</span>'
-                for s, on in status_choices(it.status))
-    if it.declared:
-        c += f"<div class='muted'>{e(L['declared'])} — {e(L['declared_note'])}</div>"
-    elif it.manual:
-        c += f"<div><b>{e(L['manual'])}</b></div>"
-    if it.hosts:
-        c += _ul(f"{e(h.name)}: {_badge(h.status, h.label)}" for h in it.hosts)
+                for s, on in status_choices(it.status, m.choices))
+    halves = []
+    if it.automated_status:
+        halves.append(f"<tr><th>{e(L['auto_part'])}</th><td>{_badge(it.automated_status, it.automated_label)}"
+                      + (_ul(f"{e(h.name)}: {_badge(h.status, h.label)}" for h in it.hosts) if it.hosts else "")
+                      + "</td></tr>")
+    mp = it.manual_part
+    if mp:
+        who = (f"<div>{e(L['attested_by'])}: <b>{e(mp.get('by'))}</b> ({e(mp.get('at'))})"
+               + (f" — {e(mp.get('reason'))}" if mp.get("reason") else "")
+               + (f" — {e(mp.get('note'))}" if mp.get("note") else "") + "</div>") if not mp["pending"] else ""
+        halves.append(f"<tr><th>{e(L['manual_part'])}</th><td>{_badge(mp['status'], mp['label'])}"
+                      + (f"<div>{e(mp['text'])}</div>" if mp["pending"] else who) + "</td></tr>")
+    if halves:
+        c += f"<table>{''.join(halves)}</table>"
+    for x in it.exceptions:
+        c += (f"<div><span class='badge s-partial'>{e(L['excepted'])}</span> [{e(x['rule'])}] {e(x['host'])}: "
+              f"{e(x['reason'])} ({e(L['approver'])} {e(x['approver'])}, {e(L['expires'])} {e(x['expires'])}"
+              + ("" if x["active"] else f", {e(L['expired'])}") + ")</div>")
     rows.append((L["result"], c))
     # D
     d = _ul(_summary_line(s, m) for s in it.summary)
     rows.append((L["summary"], d))
     # E
-    e_rows = [f"<tr><th>{e(L['target_date'])}</th><td class='fill'></td></tr>",
-              f"<tr><th>{e(L['plan_detail'])}</th><td class='fill'></td></tr>"]
+    e_rows = []
+    for p in it.plans:
+        flag = (f" <span class='badge s-not_implemented'>{e(L['overdue'])}</span>" if p.get("overdue") else "")
+        carried = f" <span class='muted'>({e(L['carried'])})</span>" if p.get("carried_from") else ""
+        e_rows.append(f"<tr><th>{e(L['plan_due'])}</th><td>{e(p.get('due'))}{flag}{carried}</td></tr>"
+                      f"<tr><th>{e(L['plan_text'])}</th><td class='pre'>{e(p.get('text'))} "
+                      f"<span class='muted'>({e(p.get('by'))}, {e(p.get('at'))})</span></td></tr>")
+    if not it.plans:
+        e_rows += [f"<tr><th>{e(L['target_date'])}</th><td class='fill'></td></tr>",
+                   f"<tr><th>{e(L['plan_detail'])}</th><td class='fill'></td></tr>"]
     if it.plan:
         e_rows.append(f"<tr><th>{e(L['remediation'])}</th><td>" + _ul(
             f"[{e(p.rule)}] {e(p.title)}" + (f" ({e(', '.join(p.hosts))})" if p.hosts else "")
@@ -237,9 +268,11 @@ def _summary_line(s: Any, m: ReportModel) -> str:
     refs = f' <span class="muted">[{e(", ".join(s.refs))}]</span>' if s.refs else ""
     if s.kind == "finding":
         return f"{_badge(s.status, s.label)} {e(s.line())}{refs}"
-    if s.kind in ("advice", "waiver"):
+    if s.kind == "waiver":
+        return f"<span class='badge s-partial'>{e(s.label)}</span> {e(s.line())}{refs}"
+    if s.kind == "advice":
         return f"<i>{e(s.label)}</i> {e(s.line())}"
     if s.kind == "declared":
-        return f"{_badge(s.status, s.label)} <b>{e(m.labels['declared'])}</b>: {e(s.text)}{refs}"
+        return f"{_badge(s.status, s.label)} <b>{e(m.labels['manual_part'])}</b>: {e(s.text)}{refs}"
     return f"<b>{e(s.label)}</b> — {e(s.text)}"
 

@@ -29,6 +29,8 @@ from typing import Any, Optional
 
 from policies.engine import IMPL, NA, NETWORK_HOST, NI, PART, UNK, labels_for
 
+from . import form
+
 STATUS_ORDER = (IMPL, PART, NI, NA, UNK)
 GUIDE_CHOICES = (IMPL, PART, NI)  # the three boxes of the guide's form (C)
 
@@ -56,7 +58,12 @@ UI: dict[str, dict[str, str]] = {
         "reason": "사유", "yes": "예", "no": "아니오", "warnings": "주의", "file": "파일", "description": "설명",
         "items": "항목", "collected_at": "수집 시각", "by": "선언자", "at": "선언 시각", "unknown_rule": "규칙 정의 없음",
         "evidence_sheet": "증빙자료 목록", "summary_sheet": "요약", "form_sheet": "보안점검 결과",
-        "attached": "담당자 첨부",
+        "attached": "담당자 첨부", "auto_part": "자동 점검 결과", "manual_part": "수동 점검 (담당자 확인)",
+        "pending": "확인 대기", "attested_by": "확인자", "org_criterion": "기관 점검기준",
+        "guide_reference": "가이드 원문 (참고)", "excepted": "예외 승인", "approver": "승인자", "expires": "만료일",
+        "expired": "만료됨 — 미이행으로 판정", "plan_due": "목표 시기", "plan_text": "이행 방법",
+        "overdue": "기한 경과", "carried": "이전 점검에서 이월", "attested_count": "담당자 확인 완료",
+        "pending_count": "담당자 확인 대기", "excepted_count": "예외 승인 포함 항목", "note": "비고",
     },
     "en": {
         "title": "Security self-check report", "organisation": "Organisation", "scope": "Scope", "run": "Run time",
@@ -85,10 +92,17 @@ UI: dict[str, dict[str, str]] = {
         "description": "Description", "items": "Items", "collected_at": "Collected", "by": "Declared by",
         "at": "Declared at", "unknown_rule": "rule not defined", "evidence_sheet": "Evidence",
         "summary_sheet": "Summary", "form_sheet": "Self-check results", "attached": "attached by a person",
+        "auto_part": "Automated part", "manual_part": "Manual part (a person's confirmation)",
+        "pending": "pending", "attested_by": "Confirmed by", "org_criterion": "Organisation's criterion",
+        "guide_reference": "Guide text (reference)", "excepted": "Approved exception", "approver": "approver",
+        "expires": "expires", "expired": "expired — judged not implemented", "plan_due": "Target date",
+        "plan_text": "How", "overdue": "overdue", "carried": "carried over from an earlier run",
+        "attested_count": "Confirmed by a person", "pending_count": "Waiting for a person",
+        "excepted_count": "Items with an approved exception", "note": "Note",
     },
 }
 
-_REF = re.compile(r"^(자료[0-9.]+-\d+)")
+_REF = re.compile(r"^([^_]+?-\d+)_")
 
 
 @dataclass
@@ -114,6 +128,8 @@ class Criterion:
     params: dict[str, Any]
     params_by_host: dict[str, dict[str, Any]] = field(default_factory=dict)  # only when hosts differ
     deviations: list[str] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)  # param -> where its value comes from, in words
+    origins_by_host: dict[str, dict[str, str]] = field(default_factory=dict)  # only when hosts differ
 
 
 @dataclass
@@ -171,6 +187,13 @@ class ItemReport:
     evidence_examples: list[str]
     references: list[str]
     note: str = ""
+    automated_status: Optional[str] = None  # the rules' half (None: no automated part)
+    automated_label: str = ""
+    manual_part: Optional[dict[str, Any]] = None  # {status, label, pending, text, by, at, reason, note, files}
+    org_criterion: str = ""  # the organisation's own A (site criteria file), when given
+    guide_note: str = ""  # one sentence when parts of the guide's text are illegible
+    plans: list[dict[str, Any]] = field(default_factory=list)  # stored E: {due, text, by, at, overdue, carried_from}
+    exceptions: list[dict[str, Any]] = field(default_factory=list)  # waivers: {rule, host, reason, approver, …}
 
 
 @dataclass
@@ -201,6 +224,11 @@ class Cover:
     deviations: list[str]
     waivers: list[dict[str, Any]]
     warnings: list[str]
+    attested_count: int = 0
+    pending_count: int = 0
+    excepted_count: int = 0
+    overdue_plans: int = 0
+    criteria_source: str = ""
 
 
 @dataclass
@@ -212,6 +240,8 @@ class ReportModel:
     cover: Cover
     items: list[ItemReport]
     changes: Optional[dict[str, Any]] = None
+    choices: tuple[str, ...] = GUIDE_CHOICES  # the boxes of C in this profile's form
+    evidence_prefix: str = "자료"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -248,13 +278,17 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
-def fmt_params(p: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in p.items())
+def fmt_params(p: dict[str, Any], origins: Optional[dict[str, str]] = None) -> str:
+    """``k=v`` pairs; with ``origins``, each value says where it comes from (guide, tool default, organisation)."""
+    o = origins or {}
+    return ", ".join(f"{k}={_fmt_value(v)}" + (f" ({o[k]})" if k in o else "") for k, v in p.items())
 
 
 def _deviation_text(d: dict[str, Any], lang: str) -> str:
     lim = d.get("guide_limit") or {}
-    lims = ", ".join(f"{k} {_fmt_value(v)}" for k, v in lim.items())
+    lims = ", ".join(f"{k} {_fmt_value(v)}" for k, v in lim.items() if k != "source")
+    if lim.get("source"):
+        lims += f" — {'가이드' if lang == 'ko' else 'the guide'}: “{lim['source']}”"
     where = d.get("set_at") or "?"
     who = d.get("set_by") or ("미기재" if lang == "ko" else "not stated")
     host = d.get("host") or "?"
@@ -263,6 +297,16 @@ def _deviation_text(d: dict[str, Any], lang: str) -> str:
                 f"설정 위치 {where}, 설정자 {who}, 호스트 {host}")
     return (f"{d.get('param')}={_fmt_value(d.get('value'))} — looser than the guide limit ({lims}); "
             f"set at {where} by {who}, host {host}")
+
+
+def form_of(catalog: Any, lang: str) -> tuple[dict[str, str], dict[str, str], tuple[str, ...], dict[str, str]]:
+    """(labels, status labels, C's choices, collapse map) — from the profile's catalog ``form:`` block: each
+    framework has its own column names and answer scale (robo-advisor: 심사번호/확인결과/증적자료, 적합·부적합·N/A)."""
+    frm = getattr(catalog, "form", None) or {}
+    labels = {**UI[lang], **((frm.get("labels") or {}).get(lang) or {})}
+    st = {**labels_for(getattr(catalog, "answer_scale", None), lang), **((frm.get("scale") or {}).get(lang) or {})}
+    choices = tuple(frm.get("choices") or GUIDE_CHOICES)
+    return labels, st, choices, dict(frm.get("collapse") or {})
 
 
 def _load_profile(name: str, policy_dirs: Optional[list[str]]) -> tuple[Any, dict[str, Any], Optional[str]]:
@@ -308,7 +352,8 @@ def link_prefix(bundle: str, out_path: Optional[str]) -> str:
 
 
 def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] = None,
-                pubkey: Optional[str] = None, verify: bool = True) -> ReportModel:
+                pubkey: Optional[str] = None, verify: bool = True,
+                criteria_file: Optional[str] = None) -> ReportModel:
     """Read a bundle directory and build the report model for ``lang`` (ko|en).
 
     ``verify``: check signatures and hashes first and record the verdict on the
@@ -330,8 +375,10 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         if isinstance(r, dict):
             rules[rid] = SimpleNamespace(title=r.get("title") or {}, criterion=str(r.get("criterion") or ""),
                                          criteria=r.get("criteria") or {},
-                                         level=str(r.get("level") or ""), remediation=r.get("remediation") or {})
-    labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
+                                         level=str(r.get("level") or ""), remediation=r.get("remediation") or {},
+                                         params=r.get("params") or {},
+                                         guide_limits=_current_limits(rules.get(rid), r.get("guide_limits")))
+    labels, st, choices, _ = form_of(catalog, lang)
     warnings = [warn] if warn else []
 
     verification: dict[str, Any] = {"checked": False, "valid": None, "problems": [], "pinned": pubkey is not None}
@@ -342,20 +389,23 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         verification.update(checked=True, valid=v.valid, problems=v.problems[:50], fingerprint=v.fingerprint)
 
     index = {e["file"]: e for e in results.get("evidence_index") or [] if isinstance(e, dict) and e.get("file")}
-    deviations = results.get("deviations") or []
+    # "looser than the guide" only where the guide states the value (older bundles recorded other limits too)
+    deviations = [d for d in results.get("deviations") or []
+                  if d.get("param") in (getattr(rules.get(str(d.get("rule"))), "guide_limits", None) or {})]
     res_controls = {str(c.get("id")): c for c in results.get("controls") or []}
     order = [str(c.get("id")) for c in (catalog.controls if catalog else [])]
     order += [cid for cid in res_controls if cid not in order]
 
+    criteria, criteria_src = form.load_criteria(form.criteria_paths(policy_dirs, criteria_file))
     items = [_item(cid, (catalog.control(cid) if catalog else None) or {}, res_controls.get(cid), catalog, rules,
-                   index, deviations, lang) for cid in order]
+                   index, deviations, lang, criteria.get(cid)) for cid in order]
 
     totals = {s: 0 for s in STATUS_ORDER}
     auto = {s: 0 for s in STATUS_ORDER}
     for it in items:
         totals[it.status] = totals.get(it.status, 0) + 1
-        if not it.manual:
-            auto[it.status] = auto.get(it.status, 0) + 1
+        if it.automated_status:
+            auto[it.automated_status] = auto.get(it.automated_status, 0) + 1
     hosts = results.get("hosts") or []
     cover = Cover(
         title=labels["title"], organisation=str(run.get("organisation") or ""), scope=run.get("scope") or {},
@@ -372,20 +422,42 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         revision=int(pred.get("revision") or 1), revisions=list(pred.get("revisions") or []),
         verification=verification, deviations=[_deviation_text(d, lang) for d in deviations],
         waivers=list(results.get("waivers") or []), warnings=warnings,
+        attested_count=sum(1 for i in items if i.manual_part and not i.manual_part["pending"]),
+        pending_count=sum(1 for i in items if i.manual_part and i.manual_part["pending"]),
+        excepted_count=sum(1 for i in items if any(x["active"] for x in i.exceptions)),
+        overdue_plans=sum(1 for i in items for p in i.plans if p.get("overdue")),
+        criteria_source=criteria_src or "",
     )
-    return ReportModel(lang=lang, labels=labels, status_labels=st, bundle=root, cover=cover, items=items)
+    return ReportModel(lang=lang, labels=labels, status_labels=st, bundle=root, cover=cover, items=items,
+                       choices=choices, evidence_prefix=str((getattr(catalog, "form", None) or {})
+                                                           .get("evidence_prefix") or "자료"))
 
 
 def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog: Any, rules: dict[str, Any],
-          index: dict[str, dict[str, Any]], deviations: list[dict[str, Any]], lang: str) -> ItemReport:
-    labels, st = UI[lang], labels_for(getattr(catalog, "answer_scale", None), lang)
+          index: dict[str, dict[str, Any]], deviations: list[dict[str, Any]], lang: str,
+          org: Optional[dict[str, str]] = None) -> ItemReport:
+    labels, st, _, collapse = form_of(catalog, lang)
     res = res or {"id": cid, "status": UNK, "manual": True, "hosts": []}
     area, fld, item = _titles(catalog, ctl, cid, lang)
-    title = _pick({"ko": ctl.get("ko") or res.get("title"), "en": ctl.get("en") or res.get("title_en")}, lang)
-    status = str(res.get("status") or UNK)
+    title = form.clean_title(_pick({"ko": ctl.get("ko") or res.get("title"),
+                                    "en": ctl.get("en") or res.get("title_en")}, lang), lang)
     host_recs = [h for h in res.get("hosts") or [] if isinstance(h, dict)]
     manual = bool(res.get("manual")) or not host_recs
     declared = res.get("manual_answer") if isinstance(res.get("manual_answer"), dict) else None
+    mode = str(ctl.get("mode") or res.get("mode") or "manual")
+    # C: the automated half (a waived failure still a failure) and the person's half, combined by the guide
+    auto = form.automated_status(host_recs)
+    auto = collapse.get(auto, auto) if auto else auto
+    attested = str(declared.get("status")) if declared else None
+    status = form.combine(mode, auto, attested)
+    status = collapse.get(status, status)  # a scale without "partly" answers "no" unless wholly met
+    manual_part = None
+    if form.has_manual_part(mode, auto):
+        mst = attested or UNK
+        manual_part = {"status": mst, "label": st.get(mst, "?") if attested else labels["pending"],
+                       "pending": attested is None,
+                       "text": "" if attested else form.pending_text(auto, lang, st),
+                       **{k: (declared or {}).get(k) for k in ("by", "at", "reason", "note", "files", "revision")}}
 
     # A: the rules' criteria and parameters actually used, per host when they differ
     criteria: list[Criterion] = []
@@ -399,12 +471,15 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
         distinct = {json.dumps(p, sort_keys=True) for p in params_seen.values()}
         criteria.append(Criterion(
             rule=rid, title=_pick(r.title, lang) if r else labels["unknown_rule"],
-            text=(getattr(r, f"criterion_{lang}", None) or (getattr(r, "criteria", None) or {}).get(cid)
-                  or r.criterion) if r else "",
+            text=form.elide((getattr(r, f"criterion_{lang}", None) or (getattr(r, "criteria", None) or {}).get(cid)
+                             or r.criterion) if r else "", lang),
             level=(r.level if r else str(fs[0][1].get("level") or "")),
             params=next(iter(params_seen.values()), {}) if len(distinct) <= 1 else {},
             params_by_host={_host_label(n, lang): p for n, p in params_seen.items()} if len(distinct) > 1 else {},
-            deviations=[_deviation_text(d, lang) for d in deviations if d.get("rule") == rid]))
+            deviations=[_deviation_text(d, lang) for d in deviations if d.get("rule") == rid],
+            origins=_origins(r, [f.get("params") or {} for _, f in fs], lang),
+            origins_by_host={_host_label(n, lang): _origins(r, [p], lang) for n, p in params_seen.items()}
+            if len(distinct) > 1 else {}))
 
     # B: files the findings rest on, plus files collected or attached for this item
     files: list[str] = []
@@ -426,23 +501,35 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
     evidence.sort(key=lambda x: _ref_key(x.ref))
 
     # C and D
-    hosts = [HostResult(_host_label(str(h.get("name")), lang), str(h.get("status") or UNK),
-                        st.get(str(h.get("status") or UNK), "?")) for h in host_recs]
+    hosts = []
+    for h in host_recs:
+        hst = form.automated_status([h]) or UNK
+        hst = collapse.get(hst, hst)
+        hosts.append(HostResult(_host_label(str(h.get("name")), lang), hst, st.get(hst, "?")))
     summary: list[SummaryLine] = []
     failing: dict[str, list[str]] = {}
+    exceptions: list[dict[str, Any]] = []
     for h in host_recs:
         hn = _host_label(str(h.get("name")), lang)
         for f in h.get("findings") or []:
             fst = str(f.get("status") or UNK)
             refs = [evidence_ref(e) for e in f.get("evidence") or []]
-            summary.append(SummaryLine(hn, fst, st.get(fst, "?"), "finding", _pick(f.get("detail"), lang), refs))
-            for a in f.get("advice") or []:
-                summary.append(SummaryLine(hn, fst, labels["advice"], "advice", _pick(a, lang)))
             w = f.get("waiver")
             if isinstance(w, dict):
-                txt = (f"{w.get('reason')} ({w.get('approver')}, ~{w.get('expires')}"
-                       + ("" if w.get("active") else (", 만료됨" if lang == "ko" else ", expired")) + ")")
-                summary.append(SummaryLine(hn, fst, labels["waiver"], "waiver", txt))
+                # an approved exception is shown as what it is, never as 해당없음 and never as 이행
+                exceptions.append({"rule": f.get("rule"), "host": hn, "reason": w.get("reason"),
+                                   "approver": w.get("approver"), "expires": w.get("expires"),
+                                   "active": bool(w.get("active"))})
+                txt = (f"{_words(_pick(f.get('detail'), lang), lang)} — {labels['excepted']}: {w.get('reason')} "
+                       f"({labels['approver']} {w.get('approver')}, {labels['expires']} {w.get('expires')}"
+                       + ("" if w.get("active") else f", {labels['expired']}") + ")")
+                summary.append(SummaryLine(hn, NI, labels["excepted"] if w.get("active") else
+                                           f"{labels['excepted']} ({labels['expired']})", "waiver", txt, refs))
+            else:
+                summary.append(SummaryLine(hn, fst, st.get(fst, "?"), "finding",
+                                           _words(_pick(f.get("detail"), lang), lang), refs))
+            for a in f.get("advice") or []:
+                summary.append(SummaryLine(hn, fst, labels["advice"], "advice", _pick(a, lang)))
             if fst in (NI, PART) and not f.get("excepted"):
                 failing.setdefault(str(f.get("rule")), [])
                 if hn not in failing[str(f.get("rule"))]:
@@ -450,14 +537,19 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
     note = ""
     if declared:
         dst = str(declared.get("status") or UNK)
-        txt = f"{declared.get('reason') or ''} ({labels['by']} {declared.get('by')}, {declared.get('at')})".strip()
+        why = "; ".join(x for x in (declared.get("reason"), declared.get("note")) if x)
+        txt = f"{why} ({labels['attested_by']} {declared.get('by')}, {declared.get('at')})".strip()
         summary.insert(0, SummaryLine("", dst, st.get(dst, "?"), "declared", txt,
                                       [evidence_ref(x) for x in declared.get("files") or []]))
-    elif manual:
-        summary.append(SummaryLine("", UNK, labels["manual"], "manual", _pick(res.get("detail"), lang)
-                                   or labels["manual"]))
-    elif str(ctl.get("mode") or res.get("mode")) == "mixed":
+    elif manual_part:
+        summary.insert(0, SummaryLine("", UNK, labels["manual"] if auto is None else labels["pending"], "manual",
+                                      manual_part["text"]))
+    if not manual and mode == "mixed":
         note = labels["mixed_note"]
+    plans = []
+    for p in res.get("plans") or []:
+        if isinstance(p, dict):
+            plans.append({**p, "overdue": form.plan_overdue(p) and status != IMPL})
 
     # E: one row per failing rule; a failing declaration gets an empty row for the operator
     plan = []
@@ -468,26 +560,115 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
     if declared and str(declared.get("status")) in (NI, PART):
         plan.append(PlanRow("", labels["declared"], [], ""))
 
+    # A: the organisation's own text first; the guide's text, cleaned of illegible fragments, as a reference
+    guide_text, lost = form.clean_block(str(ctl.get(f"criterion_{lang}") or ctl.get("criterion_ko") or ""), lang)
+    examples, lost_ex = form.clean_list([str(x) for x in (ctl.get(f"evidence_examples_{lang}")
+                                                          or ctl.get("evidence_examples_ko") or [])])
+    refs_, lost_refs = form.clean_list([str(x) for x in ctl.get("references") or []])
+    org_text = _pick(org, lang) if org else ""
     return ItemReport(
-        id=cid, area=area, field=fld, item=item, title=title, mode=str(ctl.get("mode") or res.get("mode") or "manual"),
+        id=cid, area=area, field=fld, item=item, title=title, mode=mode,
         manual=manual, status=status, status_label=st.get(status, "?"), declared=declared,
-        guide_criterion=str(ctl.get(f"criterion_{lang}") or ctl.get("criterion_ko") or "").strip(),
-        criteria=criteria, evidence=evidence, hosts=hosts, summary=summary, plan=plan,
-        evidence_examples=[str(x) for x in (ctl.get(f"evidence_examples_{lang}") or ctl.get("evidence_examples_ko")
-                                            or [])],
-        references=[str(x) for x in ctl.get("references") or []], note=note)
+        guide_criterion=guide_text.strip(), criteria=criteria, evidence=evidence, hosts=hosts, summary=summary,
+        plan=plan, evidence_examples=examples, references=refs_, note=note,
+        automated_status=auto, automated_label=st.get(auto, "?") if auto else "", manual_part=manual_part,
+        org_criterion=org_text, guide_note=form.ILLEGIBLE[lang] if (lost or lost_ex or lost_refs) else "",
+        plans=plans, exceptions=exceptions)
+
+
+def _current_limits(current: Any, recorded: Any) -> dict[str, Any]:
+    """The guide limits as recorded in the bundle; a limit without the guide's sentence (older bundles) takes the
+    sentence from today's rule, or is not shown as the guide's at all."""
+    now = getattr(current, "guide_limits", None) or {}
+    out = {}
+    for k, lim in (recorded or {}).items():
+        if isinstance(lim, dict):
+            src = lim.get("source") or (now.get(k) or {}).get("source")
+            if src:
+                out[k] = {**lim, "source": src}
+    return out
+
+
+def _origins(rule: Any, seen: list[dict[str, Any]], lang: str) -> dict[str, str]:
+    """Each parameter labelled by origin: the guide's value (with its sentence), the tool's default, or the
+    organisation's own value. Only a value the guide states is called the guide's."""
+    ko = lang == "ko"
+    defaults = getattr(rule, "params", None) or {}
+    limits = getattr(rule, "guide_limits", None) or {}
+    out = {}
+    for k in sorted({k for p in seen for k in p}):
+        values = {json.dumps(p.get(k), sort_keys=True) for p in seen if k in p}
+        own = any(v != json.dumps(defaults.get(k), sort_keys=True) for v in values) if k in defaults else True
+        lim = limits.get(k) or {}
+        guide = ""
+        if lim.get("source"):
+            bound = ", ".join(f"{'최소' if ko else 'min'} {_fmt_value(lim[x])}" if x == "min"
+                              else f"{'최대' if ko else 'max'} {_fmt_value(lim[x])}" for x in ("min", "max") if x in lim)
+            guide = (f"가이드 기준 {bound} — “{lim['source']}”" if ko else f"guide: {bound} — “{lim['source']}”")
+        base = ("기관 설정값" if ko else "organisation's own value") if own else ("도구 기본값" if ko else "tool default")
+        if not guide and all(isinstance(p.get(k), (int, float)) and not isinstance(p.get(k), bool)
+                             for p in seen if k in p):
+            base += " (가이드에 수치 없음)" if ko else " (the guide states no number)"
+        out[k] = base + (f"; {guide}" if guide else "")
+    return out
+
+
+_NA_WORDS = [
+    (re.compile(r"^applicability condition not met: .*", re.S),
+     {"ko": "이 대상에는 해당하지 않음 (규칙의 적용 조건에 맞지 않음)",
+      "en": "does not apply here (the rule's conditions for applying are not met)"}),
+    (re.compile(r"^applicability error: .*", re.S),
+     {"ko": "적용 여부를 판단할 수 없음 (규칙 조건 평가 실패)", "en": "applicability could not be decided"}),
+    (re.compile(r"^applies to roles (.*) only$"), {"ko": "역할 {0} 대상에만 적용", "en": "applies to roles {0} only"}),
+    (re.compile(r"^does not apply to roles (.*)$"), {"ko": "역할 {0} 에는 적용하지 않음",
+                                                      "en": "does not apply to roles {0}"}),
+    (re.compile(r"^applies to zones (.*) only$"), {"ko": "구역 {0} 에만 적용", "en": "applies to zones {0} only"}),
+    (re.compile(r"^applies to transports (.*) only$"), {"ko": "접속 방식 {0} 에만 적용",
+                                                         "en": "applies to transports {0} only"}),
+    (re.compile(r"^applies to OS families (.*) only$"), {"ko": "운영체제 {0} 에만 적용",
+                                                          "en": "applies to OS families {0} only"}),
+]
+_RAW_EXPR = re.compile(r"[!=<>]=\s*`|`\s*[!=<>]=|&&|\|\||\[\?")
+_IN_TEXT = [  # the engine's English reasons inside a Korean detail, said in Korean
+    (re.compile(r"no network scan from the '([\w-]+)' vantage(?: in this run)?(?: \(scanned from: ([^)]*)\))?; run "
+                r"`([^`]*)` there and `merge` the bundles"),
+     {"ko": lambda m: (f"'{m.group(1)}' 위치에서 한 네트워크 스캔이 없음"
+                       + (f" (스캔 위치: {m.group(2)})" if m.group(2) else "")
+                       + f"; 그 위치에서 “{m.group(3)}”을 실행하고 번들을 merge 하십시오"),
+      "en": lambda m: (f"no network scan from the '{m.group(1)}' vantage"
+                       + (f" (scanned from: {m.group(2)})" if m.group(2) else "")
+                       + f"; run “{m.group(3)}” there and merge the bundles")}),
+    (re.compile(r"([\w.]+): not collected \(no such fact in this run\)"),
+     {"ko": lambda m: f"{m.group(1)}: 이번 실행에서 수집되지 않음", "en": lambda m: m.group(0)}),
+]
+
+
+def _words(detail: str, lang: str) -> str:
+    """D in words: the engine's technical reasons (a rule's raw condition) said as an auditor reads them."""
+    for pat, words in _NA_WORDS:
+        m = pat.match(detail or "")
+        if m:
+            return words[lang].format(*m.groups())
+    text = detail or ""
+    for pat, fn in _IN_TEXT:
+        text = pat.sub(fn[lang], text)
+    if _RAW_EXPR.search(text):
+        cut = _RAW_EXPR.split(text)[0].rstrip(" :—-(")
+        cut = re.sub(r"\s*\S*$", "", cut) if cut.endswith(("`", "'")) else cut
+        return cut or ("규칙 조건에 따른 판정" if lang == "ko" else "judged by the rule's condition")
+    return re.sub(r"`([^`]*)`", r"“\1”", text)
 
 
 def _ref_key(ref: str) -> tuple[Any, ...]:
-    m = re.match(r"자료([0-9.]+)-(\d+)", ref)
+    m = re.match(r"^\D*?([0-9A-Za-z.\-]+)-(\d+)$", ref)
     if not m:
         return ((9999,), 0, ref)
-    return (tuple(int(x) for x in m.group(1).split(".") if x.isdigit()), int(m.group(2)), ref)
+    return (tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.\-]", m.group(1))), int(m.group(2)), ref)
 
 
-def status_choices(status: str) -> list[tuple[str, bool]]:
-    """The guide's C boxes (이행/부분이행/미이행), plus 해당없음/점검불가 when that is the result."""
-    out = [(s, s == status) for s in GUIDE_CHOICES]
-    if status not in GUIDE_CHOICES:
+def status_choices(status: str, choices: tuple[str, ...] = GUIDE_CHOICES) -> list[tuple[str, bool]]:
+    """The form's C boxes (the guide's 이행/부분이행/미이행), plus 해당없음/점검불가 when that is the result."""
+    out = [(s, s == status) for s in choices]
+    if status not in choices:
         out.append((status, True))
     return out

@@ -32,8 +32,8 @@ WRAP = Alignment(wrap_text=True, vertical="top")
 HEADER_ROW = 3  # rows 1-2: title and run line; row 3: column headers (frozen with them)
 
 # (key, width); E columns are the two the operator fills in
-COLUMNS = [("area", 8), ("field", 16), ("item", 22), ("control_id", 8), ("control", 34), ("host", 14),
-           ("criterion", 48), ("evidence", 40), ("result", 11), ("summary", 60), ("remediation", 44),
+COLUMNS = [("area", 8), ("field", 16), ("item", 22), ("control_id", 8), ("control", 34), ("item_result", 11),
+           ("host", 14), ("criterion", 48), ("evidence", 40), ("result", 11), ("summary", 60), ("remediation", 44),
            ("target_date", 14), ("plan_detail", 40)]
 E_COLUMNS = ("target_date", "plan_detail")
 MAX_CELL = 32_000  # Excel's limit is 32 767 characters per cell
@@ -50,24 +50,53 @@ def cell_text(v: Any) -> Any:
 def _headers(L: dict[str, str]) -> dict[str, str]:
     ko = L["area"] == "보안영역"
     return {"area": L["area"], "field": L["field"], "item": L["item"],
-            "control_id": "번호" if ko else "No.", "control": L["control"], "host": L["host"],
-            "criterion": L["criterion"], "evidence": L["evidence"], "result": L["result"], "summary": L["summary"],
+            "control_id": "번호" if ko else "No.", "control": L["control"], "item_result": L["result"],
+            "host": f"{L['host']} / {L['manual_part']}",
+            "criterion": L["criterion"], "evidence": L["evidence"],
+            "result": f"{L['auto_part']} / {L['manual_part']}", "summary": L["summary"],
             "remediation": L["remediation"], "target_date": f"{L['plan']} {L['target_date']}",
             "plan_detail": f"{L['plan']} {L['plan_detail']}"}
 
 
 def _criterion(it: ItemReport, L: dict[str, str]) -> str:
     parts = []
+    if it.org_criterion:
+        parts.append(f"[{L['org_criterion']}]\n{it.org_criterion}")
     if it.note:
         parts.append(it.note)
     for c in it.criteria:
-        params = fmt_params(c.params) if c.params else "; ".join(
-            f"{h}: {fmt_params(p)}" for h, p in c.params_by_host.items())
+        params = fmt_params(c.params, c.origins) if c.params else "; ".join(
+            f"{h}: {fmt_params(p, c.origins_by_host.get(h))}" for h, p in c.params_by_host.items())
         parts.append(f"[{c.rule}] {c.title}\n{c.text}" + (f"\n{L['params']}: {params}" if params else "")
                      + "".join(f"\n{L['deviations']}: {d}" for d in c.deviations))
-    if not it.criteria and it.guide_criterion:
-        parts.append(it.guide_criterion)
+    if (it.guide_criterion or it.guide_note) and (it.org_criterion or not it.criteria):
+        head = f"[{L['guide_reference']}]\n" if it.org_criterion else ""
+        parts.append(head + "\n".join(x for x in (it.guide_criterion, it.guide_note) if x))
     return "\n\n".join(parts)
+
+
+def _plan_cells(it: ItemReport, L: dict[str, str]) -> dict[str, str]:
+    """Stored plans (E) fill the two E cells; without one they stay empty for the operator."""
+    if not it.plans:
+        return {}
+    return {"target_date": "\n".join(str(p.get("due")) + (f" ({L['overdue']})" if p.get("overdue") else "")
+                                     for p in it.plans),
+            "plan_detail": "\n".join(f"{p.get('text')} ({p.get('by')}, {p.get('at')})" for p in it.plans)}
+
+
+def _manual_row(it: ItemReport, L: dict[str, str]) -> dict[str, Any]:
+    mp = it.manual_part or {}
+    if mp.get("pending"):
+        text = mp.get("text") or ""
+    else:
+        text = (f"{L['attested_by']}: {mp.get('by')} ({mp.get('at')})"
+                + "".join(f"\n{mp.get(k)}" for k in ("reason", "note") if mp.get(k)))
+    ev = [f"{e.ref} {e.description}".strip() for e in it.evidence if e.manual]
+    if it.evidence_examples:
+        ev.append(f"[{L['evidence_examples']}]")
+        ev += [f"- {x}" for x in it.evidence_examples]
+    return {"host": L["manual_part"], "evidence": "\n".join(ev), "result": mp.get("label", ""),
+            "status": mp.get("status", "unknown"), "summary": text, "remediation": ""}
 
 
 def _evidence(it: ItemReport, L: dict[str, str], host: Optional[str],
@@ -92,8 +121,9 @@ def _rows(m: ReportModel) -> list[dict[str, Any]]:
     out = []
     for it in m.items:
         base = {"area": it.area, "field": it.field, "item": it.item, "control_id": it.id, "control": it.title,
-                "criterion": _criterion(it, L)}
-        if it.hosts and not it.declared:
+                "item_result": it.status_label, "item_status": it.status, "criterion": _criterion(it, L),
+                **_plan_cells(it, L)}
+        if it.hosts:
             names = {h.name for h in it.hosts}
             ev_host: dict[str, list[str]] = {}
             ev_common: list[tuple[int, str]] = []
@@ -117,11 +147,14 @@ def _rows(m: ReportModel) -> list[dict[str, Any]]:
                 out.append({**base, "host": h.name, "evidence": "\n".join(evid), "result": h.label,
                             "status": h.status, "summary": "\n".join(_summary_line(sl, sl.text) for sl in lines),
                             "remediation": "\n".join(f"[{p.rule}] {p.remediation}" for p, hs in plan if h.name in hs)})
+            if it.manual_part:
+                out.append({**base, **_manual_row(it, L)})
         else:
-            label = it.status_label + (f" ({L['declared']})" if it.declared else
+            mp = it.manual_part or {}
+            label = it.status_label + (f" ({L['attested_by']} {mp.get('by')})" if it.declared else
                                        f" ({L['manual']})" if it.manual else "")
-            out.append({**base, "host": L["all_hosts"], "evidence": _evidence(it, L, None), "result": label,
-                        "status": it.status,
+            out.append({**base, "host": L["manual_part"] if it.manual_part else L["all_hosts"],
+                        "evidence": _evidence(it, L, None), "result": label, "status": it.status,
                         "summary": "\n".join(_summary_line(sl, sl.line()) for sl in it.summary),
                         "remediation": "\n".join(f"[{p.rule}] {p.remediation}" for p in it.plan if p.remediation)})
     return out
@@ -148,8 +181,9 @@ def build_workbook(m: ReportModel, out_path: Optional[str] = None) -> Workbook:
     styles: dict[tuple[str, str], Any] = {}
     for i, r in enumerate(rows, HEADER_ROW + 1):
         for j, (key, _) in enumerate(COLUMNS, 1):
-            cell = ws.cell(i, j, cell_text(r.get(key, "")) if key not in E_COLUMNS else None)
-            kind = ("edit", "") if key in E_COLUMNS else ("result", r["status"]) if key == "result" else ("plain", "")
+            cell = ws.cell(i, j, cell_text(r.get(key, "")) if key not in E_COLUMNS else cell_text(r.get(key)))
+            kind = (("edit", "") if key in E_COLUMNS else ("result", r["status"]) if key == "result"
+                    else ("result", r["item_status"]) if key == "item_result" else ("plain", ""))
             st = styles.get(kind)
             if st is not None:
                 cell._style = copy(st)
@@ -212,6 +246,8 @@ def _summary_sheet(ws: Any, m: ReportModel) -> None:
         cell.font, cell.fill = Font(bold=True), HEAD_FILL
     r += 1
     for s in STATUS_ORDER:
+        if s == "partial" and s not in m.choices:
+            continue
         ws.cell(r, 1, st[s]).fill = PatternFill("solid", fgColor=FILLS[s])
         ws.cell(r, 2, c.totals.get(s, 0))
         ws.cell(r, 3, c.automated_totals.get(s, 0))
@@ -219,9 +255,10 @@ def _summary_sheet(ws: Any, m: ReportModel) -> None:
     ws.cell(r, 1, L["manual"])
     ws.cell(r, 2, c.manual_count)
     r += 1
-    if c.declared_count:
-        ws.cell(r, 1, L["declared"])
-        ws.cell(r, 2, c.declared_count)
+    for key, n in (("attested_count", c.attested_count), ("pending_count", c.pending_count),
+                   ("excepted_count", c.excepted_count), ("overdue", c.overdue_plans)):
+        ws.cell(r, 1, L[key])
+        ws.cell(r, 2, n)
         r += 1
     r += 1
     ws.cell(r, 1, L["hosts"]).font = Font(bold=True)
@@ -230,7 +267,10 @@ def _summary_sheet(ws: Any, m: ReportModel) -> None:
         ok = L["yes"] if h.get("collected") else f"{L['no']} — {h.get('error') or ''}"
         r = _kv(ws, r, str(h.get("name")), f"{h.get('address')} ({h.get('transport')}, {h.get('zone')}): "
                                            f"{L['collected']} {ok}")
-    for title, rows in ((L["deviations"], c.deviations), (L["warnings"], c.warnings)):
+    waivers = [f"{w.get('rule')} @ {w.get('host')}: {w.get('reason')} ({L['approver']} {w.get('approver')}, "
+               f"{L['expires']} {w.get('expires')}" + ("" if w.get("active", True) else f", {L['expired']}") + ")"
+               for w in c.waivers]
+    for title, rows in ((L["deviations"], c.deviations), (L["excepted"], waivers), (L["warnings"], c.warnings)):
         if rows:
             r += 1
             ws.cell(r, 1, title).font = Font(bold=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from agent.yamlsrc import ConfigError, Node, load
@@ -92,6 +92,8 @@ class Catalog:
     controls: list[dict[str, Any]]
     source: str = ""
     path: str = ""
+    form: dict[str, Any] = field(default_factory=dict)  # the profile's own form: labels, answer scale, prefix
+    crosswalk: dict[str, Any] = field(default_factory=dict)  # {from: PROFILE, items: {my item: {items, roles}}}
 
     def control(self, cid: str) -> Optional[dict[str, Any]]:
         for c in self.controls:
@@ -183,12 +185,14 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
         limits: dict[str, dict[str, Any]] = {}
         if rn.has("guide_limits"):
             for k, ln in rn.get("guide_limits").items():
-                ln.mapping({"min", "max"})
+                ln.mapping({"min", "max", "source"})
                 if k not in params:
                     raise ln.error("guide limit for a parameter the rule does not have")
                 if isinstance(params[k], bool) or not isinstance(params[k], (int, float)):
                     raise ln.error(f"guide limit for a parameter that is not a number (default {params[k]!r})")
                 limits[k] = {x: ln.get(x).num() for x in ("min", "max") if ln.has(x)}
+                if ln.has("source"):  # the guide's sentence that states the value; without it, not called the guide's
+                    limits[k]["source"] = ln.get("source").req_str()
         applies: dict[str, Any] = {}
         if rn.has("applies"):
             an = rn.get("applies").mapping({"roles", "zones", "transports", "os_families", "when", "not_roles", "why"})
@@ -251,6 +255,7 @@ def load_catalog(path: str) -> Catalog:
         areas=_plain(root.get("areas").value or []), fields=_plain(root.get("fields").value or []),
         items=_plain(root.get("items").value or []), controls=controls,
         source=root.get("source").str("") or "", path=path,
+        form=_plain(root.get("form").value or {}), crosswalk=_plain(root.get("crosswalk").value or {}),
     )
 
 
@@ -301,4 +306,46 @@ def load_profile(name: str, extra: Optional[list[str]] = None) -> Profile:
                         raise ConfigError(r.source.rsplit(":", 1)[0], int(r.source.rsplit(":", 1)[1]), f"{r.id}.items",
                                           f"item {it} is not in catalog {name}")
                 rules.append(r)
+    rules += _crosswalked(catalog, extra, ids)
     return Profile(catalog, rules)
+
+
+def _crosswalked(catalog: Catalog, extra: Optional[list[str]], ids: dict[str, str]) -> list[Rule]:
+    """Rules of another profile that also evidence this profile's items, through the catalog's crosswalk.
+
+    ``crosswalk: {from: fsi-openapi-2018, items: {S2-05-SE-1: {items: ["14.3.1"], roles: [important-pc]}}}``:
+    every rule of ``from`` for 14.3.1 is used for S2-05-SE-1 — the same rule, not a copy to maintain — and,
+    with ``roles``, only on inventory hosts with one of those roles (a rule that already names other roles
+    is left out rather than widened).
+    """
+    cw = catalog.crosswalk or {}
+    if not cw:
+        return []
+    src = str(cw.get("from") or "")
+    where = f"{catalog.path}: crosswalk"
+    if not src or src == catalog.profile:
+        raise ConfigError(catalog.path, None, "crosswalk.from", "name another profile")
+    other = load_profile(src, extra)
+    out: list[Rule] = []
+    for mine, spec in (cw.get("items") or {}).items():
+        if catalog.control(str(mine)) is None:
+            raise ConfigError(catalog.path, None, f"crosswalk.items.{mine}", f"no item {mine} in this catalog")
+        if not isinstance(spec, dict) or set(spec) - {"items", "roles"} or not spec.get("items"):
+            raise ConfigError(catalog.path, None, f"crosswalk.items.{mine}", "expected {items: [...], roles: [...]}")
+        theirs = {str(x) for x in spec["items"]}
+        roles = [str(x) for x in spec.get("roles") or []]
+        for r in other.rules:
+            if not theirs & set(r.items):
+                continue
+            if roles and r.applies.get("roles") and not set(roles) & set(r.applies["roles"]):
+                continue
+            rid = f"{r.id}@{mine}"
+            if rid in ids:
+                continue
+            ids[rid] = where
+            applies = dict(r.applies)
+            if roles:
+                applies["roles"] = sorted(set(roles) & set(r.applies["roles"])) if r.applies.get("roles") else roles
+            out.append(replace(r, id=rid, items=[str(mine)], applies=applies, profile=catalog.profile,
+                               source=f"{r.source} (crosswalk {src} {', '.join(sorted(theirs))} → {mine})"))
+    return out

@@ -39,7 +39,7 @@ hosts:
 policy:
   set_by: "ops lead"
   hosts:
-    app-3: {params: {max_idle_seconds: 1800}}
+    app-3: {params: {max_idle_seconds: 1800, min_retention_days: 90}}
 waivers:
   - {rule: session-timeout, host: app-1, reason: "batch host, no interactive login", approver: "CISO Kim",
      expires: "2099-12-31"}

@@ -23,6 +23,7 @@ FSI = os.path.join(CATALOG_DIR, "fsi-openapi-2018.yaml")
 ROBO = os.path.join(CATALOG_DIR, "robo-advisor-2017.yaml")
 
 TOP_KEYS = {"schema", "profile", "title", "source", "answer_scale", "areas", "fields", "items", "controls"}
+OPTIONAL_TOP_KEYS = {"form", "crosswalk"}  # the profile's own form (labels, scale, prefix) and its item crosswalk
 AREA_KEYS = {"id", "ko", "en"}
 FIELD_KEYS = {"id", "area", "ko", "en"}
 ITEM_KEYS = {"id", "field", "ko", "en"}
@@ -142,8 +143,8 @@ def _nonempty_str(v) -> bool:
 def structural_errors(cat: dict) -> list[str]:
     """Every structural problem of a catalog (empty list = sound)."""
     errs: list[str] = []
-    if set(cat) != TOP_KEYS:
-        errs.append(f"top-level keys {sorted(set(cat) ^ TOP_KEYS)} differ from the schema")
+    if not TOP_KEYS <= set(cat) <= TOP_KEYS | OPTIONAL_TOP_KEYS:
+        errs.append(f"top-level keys {sorted((set(cat) - OPTIONAL_TOP_KEYS) ^ TOP_KEYS)} differ from the schema")
     if cat.get("schema") != "evidence-agent/catalog/v1":
         errs.append("schema must be evidence-agent/catalog/v1")
     title = cat.get("title") or {}

@@ -68,3 +68,5 @@ def test_rule_case(rule_id: str, case: dict[str, Any]) -> None:
         assert not f.get("advice")
     if "deviation" in case:
         assert any(d["param"] == case["deviation"] for d in f["_deviations"]), f["_deviations"]
+    if case.get("no_deviation"):
+        assert not f["_deviations"], f["_deviations"]

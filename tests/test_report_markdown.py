@@ -14,7 +14,9 @@ def test_markdown_content(capsys):
     assert "## 조치 필요" in text and "### 13.1.1 " in text
     assert "web-1: 유휴 세션 타임아웃 미설정" in text
     assert "향후 이행계획 (E)" in text and "/etc/profile.d/tmout.sh" in text
-    assert "## 수동 점검 필요" in text and "| 1.1.1 " in text
+    # every item with its A–E, passing and manual ones included (same content as the HTML)
+    assert "### 1.1.1 " in text and "(수동 점검 필요) 담당자의 확인" in text
+    assert text.count("- **점검기준 (A)**") == text.count("- **점검결과 (C)**") == 42
     assert "SHA256:" in text
 
 

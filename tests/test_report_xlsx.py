@@ -42,7 +42,8 @@ def test_form_sheet_layout(workbook):
     ids = [r[col("control_id") - 1] for r in data]
     assert set(ids) == {i.id for i in m.items}  # every detailed item
     web = [r for r in data if r[col("control_id") - 1] == "13.1.1"]
-    assert {r[col("host") - 1] for r in web} == {"app-1", "web-1", "app-3"}  # one row per host
+    # one row per host (the automated half), and one for the manual half a person confirms
+    assert {r[col("host") - 1] for r in web} == {"app-1", "web-1", "app-3", "수동 점검 (담당자 확인)"}
     w1 = next(r for r in web if r[col("host") - 1] == "web-1")
     assert w1[col("result") - 1] in ("미이행", "부분이행") and "TMOUT" in w1[col("summary") - 1]
     assert "자료13.1.1-" in w1[col("evidence") - 1] and "TMOUT" in w1[col("remediation") - 1]
