@@ -76,6 +76,7 @@ class Rule:
     criteria: dict[str, str] = field(default_factory=dict)  # item -> the quote of THAT item's guide text
     observed: list[Observation] = field(default_factory=list)  # a pass needs each of these non-empty
     requirements: list[Requirement] = field(default_factory=list)  # several requirements: partial when some hold
+    quoted_from: dict[str, tuple[str, str]] = field(default_factory=dict)  # item -> (profile, item) its quote is from
 
     def criterion_for(self, item: str) -> str:
         return self.criteria.get(item) or self.criterion
@@ -346,6 +347,9 @@ def _crosswalked(catalog: Catalog, extra: Optional[list[str]], ids: dict[str, st
             applies = dict(r.applies)
             if roles:
                 applies["roles"] = sorted(set(roles) & set(r.applies["roles"])) if r.applies.get("roles") else roles
+            via = next(i for i in r.items if i in theirs)  # the quote is of THAT item's text, in the other profile
             out.append(replace(r, id=rid, items=[str(mine)], applies=applies, profile=catalog.profile,
+                               criteria={str(mine): r.criterion_for(via)}, criterion=r.criterion_for(via),
+                               quoted_from={str(mine): (src, via)},
                                source=f"{r.source} (crosswalk {src} {', '.join(sorted(theirs))} → {mine})"))
     return out

@@ -32,6 +32,12 @@ criteria:
 RAW_EXPR = re.compile(r"applicability condition|!= `|== `|&&|\|\||\[\?")
 
 
+@pytest.fixture(autouse=True)
+def _pinned(monkeypatch):
+    """verify pins the signer: the report bundles' key is the trusted one here."""
+    monkeypatch.setenv("EVIDENCE_AGENT_PUBKEY", reportlib.key() + ".pub")
+
+
 @pytest.fixture()
 def bundle(tmp_path):
     return reportlib.copy("B", str(tmp_path))
