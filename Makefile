@@ -1,4 +1,4 @@
-# Daily verbs: `make run` (scan this machine with the built-in inventory), `make test`, `make bench`, `make lint`.
+# Daily verbs: `make run` (scan this machine with the built-in inventory), `make test`, `make bench`, `make reliability`, `make lint`.
 # Both run and test set everything up on a fresh Debian machine: Debian packages (as root), a virtualenv, pinned pips.
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BUNDLES ?= bundles
 RUN_ARGS ?=
 
-.PHONY: run test bench lint fmt setup system-deps-run system-deps-test system-deps-bench clean
+.PHONY: run test bench reliability lint fmt setup system-deps-run system-deps-test system-deps-bench clean
 
 $(STAMP): requirements.txt requirements-test.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) benchmarks/target_cost.py
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/lab_collect.py
+
+## Reliability figures (root): SSH faults survived, killed runs left verifiable, tamper cases rejected, secrets leaked
+reliability: system-deps-test $(STAMP)
+	$(PY) benchmarks/reliability_faults.py
+	$(PY) benchmarks/reliability_bundles.py
+	$(PY) benchmarks/chatty_host.py
 
 lint: $(STAMP)
 	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks
