@@ -264,6 +264,9 @@ def sha256_file(path: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+SIGNED_ARTEFACTS = frozenset(CONTROL_FILES) | {"manifest.json", "allowed_signers"}
+
+
 def final_scan(root: str) -> dict[str, Any]:
     """The last look before signing: every file of the bundle read back and scanned by the same detectors the
     writer used. Anything found (a file written around the writer, a detector that only matches the file as a
@@ -272,7 +275,10 @@ def final_scan(root: str) -> dict[str, Any]:
     files: list[str] = []
     scanned = 0
     for rel in file_list(root):
-        if rel in CONTROL_FILES or rel in ("manifest.json", "allowed_signers"):
+        # signed artefacts of the tool itself are never rewritten: the top-level ones are made after this scan;
+        # a kept revision (attach, plan) or a merged source's manifest and signatures were sealed, and scanned,
+        # before — rewriting one would break its signature (base64 signatures look like high-entropy secrets)
+        if rel.rsplit("/", 1)[-1] in SIGNED_ARTEFACTS or rel.startswith("revisions/"):
             continue
         full = os.path.join(root, rel)
         scanned += 1

@@ -135,3 +135,26 @@ def test_final_scan_of_a_large_document_streams_and_agrees(monkeypatch):
     assert len(raw) > R._BATCH
     assert sorted(R.scan_bytes(raw, True)) == sorted(["password"] * 80)
     assert R.scan_bytes(json.dumps(redact_obj(doc)).encode(), True) == []
+
+
+def test_final_scan_never_rewrites_a_signed_artefact(tmp_path):
+    """Found in CI: an SSHSIG signature kept in revisions/<n>/ (after attach) looks like a high-entropy secret;
+    rewriting it broke the revision chain. Signed artefacts at any depth are the tool's own and never rewritten,
+    while the same text in an evidence file is still caught (so this test can fail)."""
+    import base64
+    import os
+
+    from collectors import bundle as b
+
+    blob = base64.b64encode(os.urandom(300)).decode()
+    sig = "-----BEGIN SSH SIGNATURE-----\n" + "\n".join(blob[i:i + 70] for i in range(0, len(blob), 70)) \
+        + "\n-----END SSH SIGNATURE-----\n"
+    for rel in ("revisions/2/manifest.json.sig", "sources/ext/SHA256SUMS.sig", "evidence/planted.txt"):
+        os.makedirs(tmp_path / os.path.dirname(rel), exist_ok=True)
+        (tmp_path / rel).write_text(sig if rel.endswith(".sig") else "aws_secret_access_key = " + blob[:40] + "\n")
+    (tmp_path / "revisions/2/results.json").write_text('{"note": "password=hunter2hunter2"}')
+    report = b.final_scan(str(tmp_path))
+    assert (tmp_path / "revisions/2/manifest.json.sig").read_text() == sig
+    assert (tmp_path / "sources/ext/SHA256SUMS.sig").read_text() == sig
+    assert "revisions/2/results.json" not in report["files"]  # sealed (and scanned) at its own revision
+    assert report["files"] == ["evidence/planted.txt"]
