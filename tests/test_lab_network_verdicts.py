@@ -189,9 +189,10 @@ def test_unowned_endpoint_is_on_the_network_row(bundles):
 
 def test_ftp_refusing_auth_tls_is_a_cleartext_finding(bundles):
     res = bundles["results"]
-    c = finding(res, "15.4.1", "lab-intapp", "cleartext-services")
-    assert c["status"] == "not_implemented", c["detail"]
-    assert "10.231.0.18:21/ftp" in c["detail"]["en"]
+    for item, rule in (("15.4.1", "secure-communications"), ("14.3.1", "cleartext-services")):
+        c = finding(res, item, "lab-intapp", rule)
+        assert c["status"] == "not_implemented", c["detail"]
+        assert "10.231.0.18:21/ftp" in c["detail"]["en"]
     for rule in ("tls-protocols", "tls-ciphers", "tls-certificates", "tls-vulnerabilities"):
         for host in ("lab-intapp", "lab-app", "_network"):
             f = finding(res, "15.4.1", host, rule)
