@@ -33,6 +33,9 @@ CLEARTEXT_SERVICES = {"telnet": 23, "login": 513, "shell": 514, "exec": 512, "rl
                       "rexec": 512}
 CLEARTEXT_PORTS = {23: "telnet", 512: "exec", 513: "login", 514: "shell"}
 WEB_PORTS = (80, 443, 8000, 8008, 8080, 8443, 8888)
+#: services whose protocol is itself encrypted (nmap service names); anything else needs a TLS assessment
+ENCRYPTED_SERVICES = {"ssh", "https", "https-alt", "ssl/http", "imaps", "pop3s", "smtps", "submissions", "ldaps",
+                      "ftps", "ftps-data", "ircs", "nntps", "xmpps"}
 
 
 def _ip(text: Any) -> Optional[str]:
@@ -218,6 +221,27 @@ def cleartext(ports: list[dict[str, Any]], endpoints: list[dict[str, Any]], site
     return out, unclear
 
 
+def encryption_unverified(ports: list[dict[str, Any]], endpoints: list[dict[str, Any]], sites: list[dict[str, Any]],
+                          clear: list[dict[str, Any]]) -> list[str]:
+    """Open TCP ports whose channel is neither known encrypted nor known cleartext: a database port, an unknown
+    service. 15.4.1 ("secure communications") cannot pass over them — nothing showed their channel is protected."""
+    told = {(str(c["address"]), int(c["port"])) for c in clear}
+    told |= {(_ip(e.get("ip")) or str(e.get("host")), int(e["port"])) for e in endpoints
+             if e.get("status") in ("assessed", "cleartext")}
+    for s in sites:
+        u = urlsplit(str(s.get("url", "")))  # HTTPS served, or plain HTTP that only redirects (else: in clear)
+        if s.get("status") == "checked":
+            told.add((_ip(s.get("ip")) or (u.hostname or ""), u.port or (443 if u.scheme == "https" else 80)))
+    out = []
+    for p in open_ports(ports):
+        svc = (p.get("service") or "").lower()
+        if p.get("proto", "tcp") != "tcp" or svc in ENCRYPTED_SERVICES or svc.startswith("ssl/"):
+            continue
+        if (str(p["address"]), int(p["port"])) not in told:
+            out.append(f"{p['address']}:{p['port']}/{svc or '?'}")
+    return out
+
+
 def open_ports(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Open ports once per (address, port, protocol), with the vantages that saw them (``label``: "a:p [v, …]")."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -276,7 +300,8 @@ def host_view(meta: Mapping[str, Any], run_ctx: Mapping[str, Any], owned: list[s
                     "external_web_ports": [p for p in by_vantage.get("external", [])
                                            if p.get("proto", "tcp") == "tcp" and p.get("port") in WEB_PORTS]},
             "tls_endpoints": _tls_view(endpoints), "web_sites": sites, "cleartext": clear,
-            "cleartext_unclear": unclear, "evidence_labels": _labels(endpoints, sites)}
+            "cleartext_unclear": unclear, "encryption_unverified": encryption_unverified(ports, endpoints, sites, clear),
+            "evidence_labels": _labels(endpoints, sites)}
 
 
 def network_view(run_ctx: Mapping[str, Any], owners: Mapping[str, list[str]]) -> dict[str, Any]:
@@ -333,7 +358,8 @@ def network_view(run_ctx: Mapping[str, Any], owners: Mapping[str, list[str]]) ->
                     "external_web_ports": [p for p in ports if p["vantage"] == "external"
                                            and p.get("port") in WEB_PORTS]},
             "tls_endpoints": _tls_view(endpoints), "web_sites": sites, "cleartext": clear,
-            "cleartext_unclear": unclear, "evidence_labels": _labels(endpoints, sites)}
+            "cleartext_unclear": unclear, "encryption_unverified": encryption_unverified(ports, endpoints, sites, clear),
+            "evidence_labels": _labels(endpoints, sites)}
 
 
 def _component(label: str) -> str:
