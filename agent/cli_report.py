@@ -231,9 +231,11 @@ def cmd_pack(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_attach(a: argparse.Namespace) -> int:
+def _new_revision(a: argparse.Namespace, change: Any) -> Any:
+    """What `attach` and `plan` share: the bundle checked, the signing key read, ``change(key, pub)`` made as a
+    signed revision: its record, or an exit code (int) when any of that fails (nothing is changed then)."""
     from collectors import signing
-    from collectors.attach import AttachError, attach
+    from collectors.attach import AttachError
 
     if not _is_bundle(a.bundle):
         return EXIT_INVALID
@@ -246,14 +248,22 @@ def cmd_attach(a: argparse.Namespace) -> int:
         _err(str(e))
         return EXIT_OUTPUT
     try:
-        rec = attach(a.bundle, a.item, a.files, key, status=a.status, reason=a.reason, by=a.by, note=a.note,
-                     pubkey=pub)
+        return change(key, pub)
     except AttachError as e:
         _err(str(e))
         return EXIT_INVALID
     except OSError as e:
         _err(f"cannot update {a.bundle}: {e}")
         return EXIT_OUTPUT
+
+
+def cmd_attach(a: argparse.Namespace) -> int:
+    from collectors.attach import attach
+
+    rec = _new_revision(a, lambda key, pub: attach(a.bundle, a.item, a.files, key, status=a.status, reason=a.reason,
+                                                   by=a.by, note=a.note, pubkey=pub))
+    if isinstance(rec, int):
+        return rec
     for f in rec["files"]:
         print(f)
     print(f"revision {rec['revision']} sealed ({rec['record']['reason']})")
@@ -261,27 +271,11 @@ def cmd_attach(a: argparse.Namespace) -> int:
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
-    from collectors import signing
-    from collectors.attach import AttachError, add_plan
+    from collectors.attach import add_plan
 
-    if not _is_bundle(a.bundle):
-        return EXIT_INVALID
-    pub, ok = _read_pub(a.pubkey)
-    if not ok:
-        return EXIT_INVALID
-    try:
-        key = signing.load_private(a.key)
-    except signing.SignatureError as e:
-        _err(str(e))
-        return EXIT_OUTPUT
-    try:
-        rec = add_plan(a.bundle, a.item, a.due, a.text, key, by=a.by, pubkey=pub)
-    except AttachError as e:
-        _err(str(e))
-        return EXIT_INVALID
-    except OSError as e:
-        _err(f"cannot update {a.bundle}: {e}")
-        return EXIT_OUTPUT
+    rec = _new_revision(a, lambda key, pub: add_plan(a.bundle, a.item, a.due, a.text, key, by=a.by, pubkey=pub))
+    if isinstance(rec, int):
+        return rec
     print(f"revision {rec['revision']} sealed ({rec['record']['reason']})")
     return EXIT_OK
 
