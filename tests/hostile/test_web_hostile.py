@@ -20,12 +20,10 @@ from probes.net.web import WebOptions, check_web
 from conftest import write_inventory
 
 
-class Drip:
-    """Accepts connections; answers each with ``head`` at once, then one byte of ``drip`` every ``every`` seconds,
-    for ever (until stopped). Counts connections."""
+class Loopback:
+    """A TCP server on 127.0.0.1 that hands each connection to ``serve`` in its own thread; counts connections."""
 
-    def __init__(self, head: bytes, drip: bytes = b"x", every: float = 0.3) -> None:
-        self.head, self.drip, self.every = head, drip, every
+    def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -52,21 +50,37 @@ class Drip:
                 conn.recv(65536)
             except OSError:
                 pass
-            if self.head:
-                conn.sendall(self.head)
-            i = 0
-            while not self._stop.is_set():
-                conn.sendall(self.drip[i % len(self.drip):][:1])
-                i += 1
-                time.sleep(self.every)
+            self.serve(conn)
         except OSError:
             pass
         finally:
             conn.close()
 
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
     def stop(self) -> None:
         self._stop.set()
         self.sock.close()
+
+
+class Drip(Loopback):
+    """Answers each connection with ``head`` at once, then one byte of ``drip`` every ``every`` seconds, for ever
+    (until stopped)."""
+
+    def __init__(self, head: bytes, drip: bytes = b"x", every: float = 0.3) -> None:
+        self.head, self.drip, self.every = head, drip, every
+        super().__init__()
+
+    def serve(self, conn: socket.socket) -> None:
+        if self.head:
+            conn.sendall(self.head)
+        i = 0
+        while not self._stop.is_set():
+            conn.sendall(self.drip[i % len(self.drip):][:1])
+            i += 1
+            time.sleep(self.every)
+
 
 
 class Good:
@@ -188,38 +202,16 @@ def test_unknown_web_option_is_refused(tmp_path):
     assert "inv.yml:4" in str(e.value) and "timeout" in str(e.value)
 
 
-class Fixed:
+class Fixed(Loopback):
     """Answers every request with the same raw bytes, then closes."""
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        threading.Thread(target=self._loop, daemon=True).start()
+        super().__init__()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                conn.settimeout(1)
-                conn.recv(65536)
-                conn.sendall(self.raw)
-            except OSError:
-                pass
-            finally:
-                conn.close()
+    def serve(self, conn: socket.socket) -> None:
+        conn.sendall(self.raw)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self.sock.close()
 
 
 def test_hostile_header_is_inert_in_terminal_html_and_markdown(tmp_path, signing_key, capsys):
