@@ -56,6 +56,7 @@ bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 
 lint: $(STAMP)
 	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks
+	$(PY) scripts/gen_facts_schema.py --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

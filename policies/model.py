@@ -14,6 +14,7 @@ from typing import Any, Optional
 from agent.yamlsrc import ConfigError, Node, load
 
 from .expr import ExprError, compile_expr
+from .factpaths import check_rule_node
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUSES = ("implemented", "partial", "not_implemented", "not_applicable", "unknown")
@@ -175,6 +176,7 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
     rules = []
     for rn in root.get("rules").seq():
         rn.mapping(RULE_KEYS, required=("id", "items", "title", "criterion", "facts"))
+        check_rule_node(rn)  # every fact name and field path against the facts schema (probes/facts.py)
         if not rn.get("observed").value:
             raise rn.error("a rule must say what its pass rests on: `observed: [{of: EXPR, ko, en}]` — a pass "
                            "over an empty or missing set is not evidence (see README, Verdicts)", rn._join("observed"))
