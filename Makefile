@@ -57,6 +57,7 @@ bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 lint: $(STAMP)
 	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks
 	$(PY) scripts/gen_facts_schema.py --check
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

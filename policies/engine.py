@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from agent.yamlsrc import ConfigError
+from common.yamlsrc import ConfigError
 
 from . import netview
 from .expr import ExprError, bind_params, evaluate, fmt, render, truthy

@@ -163,7 +163,7 @@ def check_fact_name(name: str) -> Optional[str]:
 
 
 def check_rule_node(rn: Any) -> None:
-    """Check one rule's YAML node (agent.yamlsrc Node); raises its ConfigError at the offending key and line."""
+    """Check one rule's YAML node (common.yamlsrc Node); raises its ConfigError at the offending key and line."""
     if rn.has("facts"):
         fn = rn.get("facts")
         for i, x in enumerate(fn.seq()):

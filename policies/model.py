@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from agent.yamlsrc import ConfigError, Node, load
+from common.yamlsrc import ConfigError, Node, load
 
 from .expr import ExprError, compile_expr
 from .factpaths import check_rule_node

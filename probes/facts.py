@@ -285,7 +285,7 @@ class Listening(_Data):
     exposed_tcp_ports: list[int] = d("TCP ports bound beyond loopback")
     exposed_udp_ports: list[int] = d("UDP ports bound beyond loopback")
     insecure: list[InsecureService] = d("insecure services (probes/data/services.yaml)")
-    inetd_services: list[InetdService] = d("entries of inetd.conf / xinetd.d")
+    inetd_services: Optional[list[InetdService]] = d("entries of inetd.conf / xinetd.d (null: not read)")
     snmp: Optional[Snmp] = d("snmpd configuration (null: not read)")
     databases: list[DatabaseListener] = d("database engines listening")
     web_servers: list[WebListener] = d("web servers listening")

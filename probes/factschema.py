@@ -77,7 +77,7 @@ def strip_null(s: Any) -> tuple[Any, bool]:
 
 def type_name(s: Any) -> str:
     s, null = strip_null(s)
-    t = "any"
+    t: str = "any"
     if isinstance(s, dict):
         if "enum" in s:
             t = " / ".join(f"'{x}'" for x in s["enum"])
@@ -88,7 +88,7 @@ def type_name(s: Any) -> str:
         elif s.get("type") == "object":
             t = f"{{str: {type_name(s.get('additionalProperties', {}))}}}"
         elif "type" in s:
-            t = {"integer": "int", "string": "str", "boolean": "bool", "number": "float"}.get(s["type"], s["type"])
+            t = {"integer": "int", "string": "str", "boolean": "bool", "number": "float"}.get(s["type"], str(s["type"]))
     return t + ("|null" if null else "")
 
 

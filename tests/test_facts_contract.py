@@ -142,3 +142,17 @@ def test_every_fixture_fact_that_is_not_collected_gets_a_reason_code():
                 assert j["reason_code"] is None
             else:
                 assert j["reason_code"] in {c.value for c in ReasonCode} and j["reason"]
+
+
+def test_the_local_transport_readings_keep_the_model():
+    """With the local transport some facts are replaced by psutil readings of this machine (real, not faked)."""
+    raw = load("debian12")
+    n = 0
+    for p in PROBES:
+        if p.local is None:
+            continue
+        f = p.local(p.parse(raw))
+        if f.status != FactStatus.NOT_COLLECTED:
+            validate(p.name, f.data)
+            n += 1
+    assert n >= 2
