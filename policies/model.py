@@ -5,6 +5,7 @@ of a catalog. Its conditions are JMESPath (see :mod:`policies.expr`).
 """
 from __future__ import annotations
 
+import enum
 import glob
 import os
 import re
@@ -17,7 +18,19 @@ from .expr import ExprError, compile_expr
 from .factpaths import check_rule_node
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STATUSES = ("implemented", "partial", "not_implemented", "not_applicable", "unknown")
+
+
+class Verdict(str, enum.Enum):
+    """The one vocabulary of verdicts: engine, history, drift, attach and the renderers use these values."""
+
+    IMPLEMENTED = "implemented"          # 이행: every requirement met, on observed evidence
+    PARTIAL = "partial"                  # 부분이행: some requirements met
+    NOT_IMPLEMENTED = "not_implemented"  # 미이행: none met
+    NOT_APPLICABLE = "not_applicable"    # 해당없음
+    UNKNOWN = "unknown"                  # 점검불가: evidence missing (never a pass)
+
+
+STATUSES = tuple(v.value for v in Verdict)
 RULE_KEYS = {"id", "items", "title", "criterion", "level", "scope", "facts", "params", "guide_limits", "applies",
              "fail", "pass", "advice", "unknown", "remediation", "vantage", "observed", "requirements"}
 

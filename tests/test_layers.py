@@ -63,3 +63,15 @@ def test_the_old_module_names_are_the_moved_modules():
     assert agent.scope is common.scope and agent.yamlsrc is common.yamlsrc
     from agent.yamlsrc import ConfigError
     assert ConfigError is common.yamlsrc.ConfigError
+
+
+def test_one_vocabulary_of_verdicts():
+    from agent import drift, history
+    from collectors import attach
+    from policies import engine
+    from policies.model import STATUSES, Verdict
+    values = {v.value for v in Verdict}
+    assert set(STATUSES) == values == {engine.IMPL, engine.PART, engine.NI, engine.NA, engine.UNK}
+    assert set(history.STATUSES) == values and set(drift._RANK) == values
+    assert set(attach.STATUSES) == values - {"unknown"}
+    assert type(engine.IMPL) is str  # results.json keeps plain strings
