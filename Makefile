@@ -62,6 +62,8 @@ reliability: system-deps-test $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks
+	$(PY) scripts/gen_facts_schema.py --check
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -29,9 +29,11 @@ from typing import Any, Optional
 
 from output.diff import diff_bundles
 from policies.engine import LABELS
+from policies.model import Verdict
 
 WORSE, BETTER, CHANGED = "worse", "better", "changed"
-_RANK = {"implemented": 0, "not_applicable": 0, "unknown": 1, "partial": 2, "not_implemented": 3}
+_RANK = {Verdict.IMPLEMENTED.value: 0, Verdict.NOT_APPLICABLE.value: 0, Verdict.UNKNOWN.value: 1, Verdict.PARTIAL.value: 2,
+         Verdict.NOT_IMPLEMENTED.value: 3}
 
 
 @dataclass(frozen=True)

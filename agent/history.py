@@ -23,13 +23,15 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
+from policies.model import Verdict
+
 INDEX = "index.jsonl"
 INDEX_SCHEMA = "evidence-agent/index/v1"
 LATEST = "latest"
 PARTIAL_PREFIX = ".partial-"
 KEEP_SUFFIX = ".keep"
 _NAME = re.compile(r"^(\d{8}T\d{6}Z)(?:-(\d+))?$")
-STATUSES = ("implemented", "partial", "not_implemented", "unknown", "not_applicable")
+STATUSES = tuple(Verdict(s).value for s in ("implemented", "partial", "not_implemented", "unknown", "not_applicable"))
 
 
 def is_bundle_name(name: str) -> bool:

@@ -33,6 +33,7 @@ import shutil
 from typing import Any, Optional, Sequence
 
 from policies.engine import summarize
+from policies.model import Verdict
 
 from . import signing
 from .bundle import now_iso, safe_component, seal
@@ -40,7 +41,7 @@ from .redact import redact_bytes, redact_obj
 from .safeio import read_regular
 from .verify import verify_bundle
 
-STATUSES = ("implemented", "partial", "not_implemented", "not_applicable")
+STATUSES = tuple(v.value for v in Verdict if v is not Verdict.UNKNOWN)  # an attached answer is never "unknown"
 MAX_FILE_BYTES = 100 * 1024 * 1024
 
 

@@ -123,7 +123,7 @@ def load_criteria(paths: Iterable[str]) -> tuple[dict[str, dict[str, str]], Opti
         criteria:
           "13.1.1": {ko: "…", en: "…"}        # one text per item; an empty text keeps the guide's
     """
-    from agent.yamlsrc import Node, load
+    from common.yamlsrc import Node, load
 
     out: dict[str, dict[str, str]] = {}
     used = []

@@ -19,13 +19,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from agent.yamlsrc import ConfigError
+from common.yamlsrc import ConfigError
 
 from . import netview
 from .expr import ExprError, bind_params, evaluate, fmt, render, truthy
-from .model import Profile, Rule
+from .model import Profile, Rule, Verdict
 
-IMPL, PART, NI, NA, UNK = "implemented", "partial", "not_implemented", "not_applicable", "unknown"
+IMPL, PART, NI, NA, UNK = (Verdict.IMPLEMENTED.value, Verdict.PARTIAL.value, Verdict.NOT_IMPLEMENTED.value,
+                           Verdict.NOT_APPLICABLE.value, Verdict.UNKNOWN.value)  # plain str: JSON stays as before
 LABELS = {
     "ko": {IMPL: "이행", PART: "부분이행", NI: "미이행", NA: "해당없음", UNK: "점검불가"},
     "en": {IMPL: "Implemented", PART: "Partially implemented", NI: "Not implemented", NA: "Not applicable",

@@ -5,18 +5,32 @@ of a catalog. Its conditions are JMESPath (see :mod:`policies.expr`).
 """
 from __future__ import annotations
 
+import enum
 import glob
 import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from agent.yamlsrc import ConfigError, Node, load
+from common.yamlsrc import ConfigError, Node, load
 
 from .expr import ExprError, compile_expr
+from .factpaths import check_rule_node
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STATUSES = ("implemented", "partial", "not_implemented", "not_applicable", "unknown")
+
+
+class Verdict(str, enum.Enum):
+    """The one vocabulary of verdicts: engine, history, drift, attach and the renderers use these values."""
+
+    IMPLEMENTED = "implemented"          # 이행: every requirement met, on observed evidence
+    PARTIAL = "partial"                  # 부분이행: some requirements met
+    NOT_IMPLEMENTED = "not_implemented"  # 미이행: none met
+    NOT_APPLICABLE = "not_applicable"    # 해당없음
+    UNKNOWN = "unknown"                  # 점검불가: evidence missing (never a pass)
+
+
+STATUSES = tuple(v.value for v in Verdict)
 RULE_KEYS = {"id", "items", "title", "criterion", "level", "scope", "facts", "params", "guide_limits", "applies",
              "fail", "pass", "advice", "unknown", "remediation", "vantage", "observed", "requirements"}
 
@@ -175,6 +189,7 @@ def load_rules(path: str) -> tuple[str, list[Rule]]:
     rules = []
     for rn in root.get("rules").seq():
         rn.mapping(RULE_KEYS, required=("id", "items", "title", "criterion", "facts"))
+        check_rule_node(rn)  # every fact name and field path against the facts schema (probes/facts.py)
         if not rn.get("observed").value:
             raise rn.error("a rule must say what its pass rests on: `observed: [{of: EXPR, ko, en}]` — a pass "
                            "over an empty or missing set is not evidence (see README, Verdicts)", rn._join("observed"))

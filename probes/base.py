@@ -23,6 +23,64 @@ class FactStatus(str, enum.Enum):
     NOT_COLLECTED = "not_collected"
 
 
+class ReasonCode(str, enum.Enum):
+    """Why a fact is partial or not collected, from a closed set: reports and rules read the code, the
+    free-text reason is the detail for people."""
+
+    UNREACHABLE = "unreachable"
+    AUTH_FAILED = "auth_failed"
+    PERMISSION = "permission"
+    TOOL_MISSING = "tool_missing"
+    TIMED_OUT = "timed_out"
+    TRUNCATED = "truncated"
+    PARSE_ERROR = "parse_error"
+    NOT_APPLICABLE = "not_applicable"
+    OTHER = "other"
+
+    @property
+    def doc(self) -> str:
+        return _REASON_DOCS[self.value]
+
+
+_REASON_DOCS = {
+    "unreachable": "the target (host, endpoint, URL) could not be reached",
+    "auth_failed": "the transport could not log in",
+    "permission": "reading it needs privileges the session lacks",
+    "tool_missing": "the command or file it needs is absent on the target",
+    "timed_out": "a command or the deadline cut it short",
+    "truncated": "output was cut at a size/line cap or the stream ended early",
+    "parse_error": "the output could not be understood",
+    "not_applicable": "nothing to collect here (no such target declared, not this kind of host)",
+    "other": "anything else (see the reason text)",
+}
+
+# First match wins: the text of reasons the probes and the collector write, mapped to a code. Explicit codes
+# (Fact.reason_code) take precedence; this keeps every existing reason coded without touching each probe.
+_REASON_PATTERNS: tuple[tuple[str, ReasonCode], ...] = (
+    (r"parser error|cannot parse|could not parse|unparsable|not understood|unexpected output", ReasonCode.PARSE_ERROR),
+    (r"timed? ?out|timeout|deadline", ReasonCode.TIMED_OUT),
+    (r"truncat|cut off|output cut|no exit status|command did not run|ended early", ReasonCode.TRUNCATED),
+    (r"authenticat|auth failed|login failed|password rejected|publickey", ReasonCode.AUTH_FAILED),
+    (r"permission|privilege|needs root|as root|denied|not readable|unreadable|not allowed", ReasonCode.PERMISSION),
+    (r"unreachable|refused|no route|cannot connect|could not connect|connect(ion)? (error|failed)|"
+     r"name resolution|not resolv|host down|unreach", ReasonCode.UNREACHABLE),
+    (r"not found|not installed|absent|missing|no such file", ReasonCode.TOOL_MISSING),
+    (r"^no (tls|web|network|endpoint|url)|not applicable|nothing to|none declared|no .* declared|"
+     r"no .* given|out of scope|not requested|skipped", ReasonCode.NOT_APPLICABLE),
+)
+
+
+def classify_reason(reason: Optional[str]) -> ReasonCode:
+    """The reason code a free-text reason stands for (OTHER when no pattern matches)."""
+    import re
+
+    text = (reason or "").lower()
+    for pat, code in _REASON_PATTERNS:
+        if re.search(pat, text):
+            return code
+    return ReasonCode.OTHER
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     """One shell command of a probe, run on the target with ``LC_ALL=C``.
@@ -100,11 +158,20 @@ class Fact:
     reason: Optional[str] = None
     source: str = "shell"  # shell | psutil | nmap | sslyze | http
     evidence: list[Evidence] = field(default_factory=list)
+    reason_code: Optional[ReasonCode] = None  # None: derived from ``reason`` (classify_reason) unless collected
+
+    def code(self) -> Optional[ReasonCode]:
+        """The envelope's reason code: None when wholly collected, else the explicit code or the reason's."""
+        if self.status == FactStatus.COLLECTED:
+            return None
+        return self.reason_code or classify_reason(self.reason)
 
     def to_json(self) -> dict[str, Any]:
+        code = self.code()
         return {
             "probe": self.probe,
             "status": self.status.value,
+            "reason_code": code.value if code else None,
             "reason": self.reason,
             "source": self.source,
             "data": self.data,
@@ -119,7 +186,8 @@ def fact_from_entries(probe: str, data: dict[str, Any], entries: Sequence[dict[s
     no entry at all. A target that could not be assessed is that target's (and its owner's) missing
     evidence, carried by its entry: it must not blank out the verdicts of hosts that own no such target."""
     if not entries:
-        return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, data=data, reason=empty_reason, source=source)
+        return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, data=data, reason=empty_reason, source=source,
+                    reason_code=ReasonCode.NOT_APPLICABLE)
     bad = [e for e in entries if e["status"] != ok]
     if not bad:
         return Fact(probe=probe, status=FactStatus.COLLECTED, data=data, source=source, evidence=evidence)
@@ -133,8 +201,8 @@ def fact_with_problems(probe: str, data: dict[str, Any], problems: Sequence[str]
     return Fact(probe, status, data, reason="; ".join(problems) or None)
 
 
-def not_collected(probe: str, reason: str) -> Fact:
-    return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, reason=reason)
+def not_collected(probe: str, reason: str, code: Optional[ReasonCode] = None) -> Fact:
+    return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, reason=reason, reason_code=code)
 
 
 def section_problem(out: Optional[RawOutput]) -> Optional[str]:

@@ -23,13 +23,13 @@ rules:
     criterion: "외부 사용자 계정"
     facts: [accounts]
     observed:
-      - of: "accounts.external"
+      - of: "accounts.accounts"
         affirmed_by: "host.declared.accounts.external"
         ko: "외부 계정으로 식별된 계정 없음"
         en: "no account was identified as external"
     fail:
-      - {when: "count(accounts.external[?expires == null]) > `0`", ko: "만료일 없음", en: "no expiry"}
-    pass: {when: "count(accounts.external[?expires == null]) == `0`", ko: "모두 만료일", en: "all expire"}
+      - {when: "count(accounts.accounts[?expires == null]) > `0`", ko: "만료일 없음", en: "no expiry"}
+    pass: {when: "count(accounts.accounts[?expires == null]) == `0`", ko: "모두 만료일", en: "all expire"}
   - id: av
     items: ["14.1.1"]
     title: {ko: 백신, en: AV}
@@ -39,12 +39,12 @@ rules:
     requirements:
       - id: running
         title: {ko: 설치·실행, en: installed and running}
-        fail: {when: "antivirus.running == `false`", ko: 미실행, en: not running}
-        pass: {when: "antivirus.running == `true`", ko: 실행, en: running}
+        fail: {when: "antivirus.any_running == `false`", ko: 미실행, en: not running}
+        pass: {when: "antivirus.any_running == `true`", ko: 실행, en: running}
       - id: realtime
         title: {ko: 실시간 검사, en: real-time}
-        fail: {when: "antivirus.realtime == `false`", ko: 실시간 꺼짐, en: real-time off}
-        pass: {when: "antivirus.realtime == `true`", ko: 실시간, en: real-time on}
+        fail: {when: "antivirus.any_realtime == `false`", ko: 실시간 꺼짐, en: real-time off}
+        pass: {when: "antivirus.any_realtime == `true`", ko: 실시간, en: real-time on}
 """
 
 
@@ -71,7 +71,7 @@ def test_observed_values() -> None:
 
 
 def test_pass_over_empty_set_is_unknown(rules: dict[str, Any]) -> None:
-    f = judge(rules["ext-expiry"], {"accounts": {"external": []}})
+    f = judge(rules["ext-expiry"], {"accounts": {"accounts": []}})
     assert f["status"] == "unknown"
     assert "no account was identified as external" in f["detail"]["en"]
     f = judge(rules["ext-expiry"], {"accounts": {}})
@@ -79,15 +79,15 @@ def test_pass_over_empty_set_is_unknown(rules: dict[str, Any]) -> None:
 
 
 def test_affirmed_emptiness_passes_and_says_who(rules: dict[str, Any]) -> None:
-    f = judge(rules["ext-expiry"], {"accounts": {"external": []}},
+    f = judge(rules["ext-expiry"], {"accounts": {"accounts": []}},
               {"accounts": {"external": "none (CISO Kim, 2026-11-30)"}})
     assert f["status"] == "implemented"
     assert "CISO Kim" in f["detail"]["en"] and f["affirmed"][0]["by"].startswith("none")
 
 
 def test_observed_set_passes_and_fails_on_data(rules: dict[str, Any]) -> None:
-    assert judge(rules["ext-expiry"], {"accounts": {"external": [{"expires": "2027-01-01"}]}})["status"] == "implemented"
-    assert judge(rules["ext-expiry"], {"accounts": {"external": [{"expires": None}]}})["status"] == "not_implemented"
+    assert judge(rules["ext-expiry"], {"accounts": {"accounts": [{"expires": "2027-01-01"}]}})["status"] == "implemented"
+    assert judge(rules["ext-expiry"], {"accounts": {"accounts": [{"expires": None}]}})["status"] == "not_implemented"
 
 
 @pytest.mark.parametrize("running,realtime,expect", [
@@ -95,7 +95,7 @@ def test_observed_set_passes_and_fails_on_data(rules: dict[str, Any]) -> None:
     (False, False, "not_implemented"), (True, None, "unknown"), (False, None, "not_implemented"),
 ])
 def test_requirements_give_degrees(rules: dict[str, Any], running: Any, realtime: Any, expect: str) -> None:
-    f = judge(rules["av"], {"antivirus": {"running": running, "realtime": realtime}})
+    f = judge(rules["av"], {"antivirus": {"any_running": running, "any_realtime": realtime}})
     assert f["status"] == expect, f["detail"]
     assert [r["id"] for r in f["requirements"]] == ["running", "realtime"]
     if expect == "partial":

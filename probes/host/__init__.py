@@ -1,7 +1,8 @@
 """Host probes: each module declares its commands and a pure parser (see :mod:`probes.base`).
 
 ``PROBES`` is the registry the collector runs, in order. To add a fact, write a
-module with a ``PROBE = HostProbe(...)`` and list it here. Helpers shared by
+module with a ``PROBE = HostProbe(...)``, list it here and give its data a model in :mod:`probes.facts`
+(the tests validate every fixture's output against it; regenerate facts.schema.json and docs/facts.md). Helpers shared by
 several probes (commands run once per host, YAML tables) live in
 :mod:`probes.host.common`; :mod:`probes.host.sshd` holds the sshd readers.
 """

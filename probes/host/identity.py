@@ -6,10 +6,10 @@ only which inventory name was asked for.
 Fact schema (``data``)::
 
     hostname: str
-    os: {id, version_id, pretty_name, id_like: [str]}
-    kernel: str
-    machine: str
-    interfaces: [{name, mac, addresses: [str]}]
+    os: {id, version_id, pretty_name, id_like: [str], version_codename} | null
+    kernel: str|null
+    machine: str|null
+    interfaces: [{name, mac, addresses: [str]}] | null
 """
 from __future__ import annotations
 

@@ -5,10 +5,12 @@ them; a later assignment overrides an earlier one unless the earlier made it
 readonly. sshd's ClientAliveInterval is a dead-peer keepalive, not an idle
 timeout: recorded, but it never counts as one.
 
-Fact schema (``data``)::
+Fact schema (``data``; the typed contract is :class:`probes.facts.SessionTimeout`)::
 
-    tmout: {value: int|null, file, line, readonly: bool, exported: bool}   # effective assignment
-    tmout_assignments: [{file, line, value: int|null, raw, readonly, exported, ignored_reason}]
+    tmout: {value: int|null, file, line, readonly: bool, exported: bool,   # effective assignment
+            conditional: bool}         # indented: inside an if/case block, may not apply to every login
+    tmout_assignments: [{file, line, value: int|null, raw, readonly, exported, conditional,
+                         ignored_reason?}]   # ignored_reason only on an assignment that does not count
     logind_stop_idle_seconds: int|null
     idle_timeout_seconds: int|null      # the enforced idle timeout (smallest >0 of TMOUT, logind)
     idle_timeout_source: "TMOUT"|"logind"|null

@@ -15,7 +15,7 @@ identifies the nmap binary; its ``scan()`` is not used for the scan because it
 reads the whole XML from a pipe into memory, builds a dict of every host, and on
 timeout kills nmap and discards everything it had found.
 
-Every network is checked against the :class:`agent.scope.Scope` before nmap starts,
+Every network is checked against the :class:`common.scope.Scope` before nmap starts,
 and nmap always gets ``-n`` (no reverse DNS: no packet to a resolver outside scope),
 ``--max-retries`` and ``--host-timeout``; the whole call is bounded by ``deadline``
 (``time.monotonic()`` seconds), after which nmap is killed and what it had written
@@ -98,7 +98,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from agent.scope import Scope
+from common.scope import Scope
 
 from ..base import Evidence, Fact, FactStatus
 
@@ -440,7 +440,7 @@ def scan_networks(
 ) -> Fact:
     """Scan each network (``name``, ``cidr``, ``zone``) with one nmap run; see the module docstring.
 
-    Raises :class:`agent.scope.ScopeError` before any packet when a network is not
+    Raises :class:`common.scope.ScopeError` before any packet when a network is not
     entirely inside ``scope``, and ValueError on invalid options.
     """
     opts.validate()

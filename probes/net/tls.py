@@ -91,7 +91,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from agent.scope import Scope
+from common.scope import Scope
 
 from ..base import Evidence, Fact, fact_from_entries
 
@@ -506,7 +506,7 @@ def assess_tls(
 ) -> Fact:
     """Assess every endpoint (``host``, ``port``, optional ``server_name`` and ``starttls``).
 
-    Raises :class:`agent.scope.ScopeError` before any connection when an endpoint
+    Raises :class:`common.scope.ScopeError` before any connection when an endpoint
     is out of scope, ValueError on an unknown ``starttls``.
     """
     from sslyze import (CertificateInfoExtraArgument, ProtocolWithOpportunisticTlsEnum, ScanCommand,

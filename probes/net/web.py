@@ -6,7 +6,7 @@ information leaking through error handling, no unneeded features. These are seen
 from the outside with a handful of ordinary HTTP requests per URL.
 
 How: ``requests`` with redirects handled by hand: every ``Location`` is resolved
-and checked against the :class:`agent.scope.Scope` before it is followed, and an
+and checked against the :class:`common.scope.Scope` before it is followed, and an
 out-of-scope target is recorded, never contacted. Every request is bounded by a connect
 timeout, a read timeout (each read) and a total time (connect, TLS handshake, headers and
 body: a server that sends one byte a second, or never stops, is cut there by a timer that
@@ -88,7 +88,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from agent.scope import Scope, ScopeError
+from common.scope import Scope, ScopeError
 
 from ..base import Evidence, Fact, fact_from_entries
 
@@ -692,7 +692,7 @@ def check_url(url: str, ip: str, scope: Scope, opts: WebOptions, deadline: float
 def check_web(urls: Sequence[str], scope: Scope, opts: WebOptions, deadline: float) -> Fact:
     """Check each URL (see the module docstring).
 
-    Raises :class:`agent.scope.ScopeError` before any request when a URL's host is
+    Raises :class:`common.scope.ScopeError` before any request when a URL's host is
     out of scope, ValueError when a URL is not http(s).
     """
 

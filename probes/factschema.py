@@ -1,0 +1,130 @@
+"""The facts' published contract: JSON Schema and the Markdown reference, generated from :mod:`probes.facts`.
+
+``scripts/gen_facts_schema.py`` writes both to the repository (facts.schema.json, docs/facts.md); a test fails
+when they differ from what the models generate, so the committed files are what the code emits.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Iterator
+
+from pydantic.json_schema import models_json_schema
+
+from .base import FactStatus, ReasonCode
+from .facts import FACTS, RUN_FACTS
+
+SCHEMA_ID = "https://evidence-agent.invalid/facts.schema.json"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """One JSON Schema: ``properties`` maps each fact name to its data model (``$defs``), and ``$defs.Fact``
+    is the envelope every fact has in facts/<host>.json and results.json."""
+    _, defs = models_json_schema([(m, "validation") for m in FACTS.values()], ref_template="#/$defs/{model}")
+    d = defs.get("$defs", {})
+    d["Fact"] = {
+        "type": "object", "title": "Fact",
+        "description": "The attempt envelope around a fact's data: whether it was collected and, when not "
+                       "wholly, why (a reason code from a closed set plus the free-text detail).",
+        "properties": {
+            "probe": {"type": "string", "description": "fact name"},
+            "status": {"enum": [s.value for s in FactStatus],
+                       "description": "collected; partial (some parts missing, each named in reason); "
+                                      "not_collected (data is empty)"},
+            "reason_code": {"anyOf": [{"enum": [c.value for c in ReasonCode]}, {"type": "null"}],
+                            "description": "why the fact is partial or not collected (null when collected): "
+                                           + "; ".join(f"{c.value}: {c.doc}" for c in ReasonCode)},
+            "reason": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "free-text detail"},
+            "source": {"type": "string", "description": "shell | psutil | nmap | sslyze | http"},
+            "data": {"type": "object", "description": "the fact's data: see the fact's model"},
+        },
+        "required": ["probe", "status", "reason_code", "reason", "source", "data"],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "evidence-agent facts",
+        "description": "The data of each fact (key: fact name) as probes emit it and rules read it. "
+                       "null means not observed. Run-level facts: " + ", ".join(RUN_FACTS) + ".",
+        "type": "object",
+        "properties": {name: {"$ref": f"#/$defs/{m.__name__}"} for name, m in FACTS.items()},
+        "additionalProperties": False,
+        "$defs": dict(sorted(d.items())),
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(schema(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def deref(s: Any) -> Any:
+    """Follow a local $ref."""
+    while isinstance(s, dict) and "$ref" in s:
+        s = schema()["$defs"][s["$ref"].rsplit("/", 1)[-1]]
+    return s
+
+
+def strip_null(s: Any) -> tuple[Any, bool]:
+    """``anyOf [X, null]`` → (X, True)."""
+    s = deref(s)
+    if isinstance(s, dict) and "anyOf" in s:
+        alts = [a for a in s["anyOf"] if deref(a) != {"type": "null"}]
+        if len(alts) == 1:
+            return deref(alts[0]), True
+    return s, False
+
+
+def type_name(s: Any) -> str:
+    s, null = strip_null(s)
+    t: str = "any"
+    if isinstance(s, dict):
+        if "enum" in s:
+            t = " / ".join(f"'{x}'" for x in s["enum"])
+        elif s.get("type") == "array":
+            t = f"[{type_name(s.get('items', {}))}]"
+        elif s.get("type") == "object" and "properties" in s:
+            t = "object"
+        elif s.get("type") == "object":
+            t = f"{{str: {type_name(s.get('additionalProperties', {}))}}}"
+        elif "type" in s:
+            t = {"integer": "int", "string": "str", "boolean": "bool", "number": "float"}.get(s["type"], str(s["type"]))
+    return t + ("|null" if null else "")
+
+
+def rows(s: Any, prefix: str) -> Iterator[tuple[str, str, str]]:
+    """(path, type, description) of every field below ``s``; list items as ``path[]``, map values ``path.*``."""
+    s, _ = strip_null(s)
+    if not isinstance(s, dict):
+        return
+    if s.get("type") == "array":
+        yield from rows(s.get("items", {}), prefix + "[]")
+    elif s.get("type") == "object" and "properties" in s:
+        for k, v in s["properties"].items():
+            yield f"{prefix}.{k}", type_name(v), " ".join(str(v.get("description", "")).split())
+            yield from rows(v, f"{prefix}.{k}")
+    elif s.get("type") == "object" and isinstance(s.get("additionalProperties"), dict):
+        yield from rows(s["additionalProperties"], prefix + ".*")
+
+
+def markdown() -> str:
+    out = ["# Facts reference", "",
+           "Generated by `scripts/gen_facts_schema.py` from `probes/facts.py` — do not edit by hand.", "",
+           "A rule reads facts by these paths (JMESPath). `null` always means *not observed* (not read, not "
+           "readable, not applicable), never no/zero. `[]` marks a list's items, `.*` a map's values. Rules "
+           "naming a path that is not here are refused when loaded. Run-level facts: "
+           + ", ".join(f"`{n}`" for n in RUN_FACTS) + ".", "",
+           "## Envelope (every fact)", "", "| field | type | meaning |", "|---|---|---|"]
+    env = schema()["$defs"]["Fact"]["properties"]
+    for k, v in env.items():
+        out.append(f"| `{k}` | {_cell(type_name(v))} | {_cell(v.get('description', ''))} |")
+    for name, m in FACTS.items():
+        out += ["", f"## `{name}`", "", _cell(" ".join((m.__doc__ or "").split())), "",
+                "| path | type | meaning |", "|---|---|---|"]
+        for path, t, desc in rows(schema()["properties"][name], name):
+            out.append(f"| `{path}` | {_cell(t)} | {_cell(desc)} |")
+    return "\n".join(out) + "\n"
+
+
+def _cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
