@@ -22,7 +22,7 @@ from probes.factschema import deref, schema, strip_null
 #: Roots of the rule context that are not facts (see policies/engine.py judge_host/run and policies/netview.py).
 OTHER_ROOTS = frozenset({
     "host", "session", "params", "inventory", "net", "network", "tls_endpoints", "web_sites", "cleartext",
-    "cleartext_unclear", "evidence_labels",
+    "cleartext_unclear", "encryption_unverified", "evidence_labels",
 })
 
 _ROOT = object()
