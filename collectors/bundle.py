@@ -278,7 +278,7 @@ def final_scan(root: str) -> dict[str, Any]:
         # signed artefacts of the tool itself are never rewritten: the top-level ones are made after this scan;
         # a kept revision (attach, plan) or a merged source's manifest and signatures were sealed, and scanned,
         # before — rewriting one would break its signature (base64 signatures look like high-entropy secrets)
-        if rel.rsplit("/", 1)[-1] in SIGNED_ARTEFACTS or rel.startswith("revisions/"):
+        if rel.rsplit("/", 1)[-1] in SIGNED_ARTEFACTS or rel.startswith("revisions/") or rel == UNFINISHED:
             continue
         full = os.path.join(root, rel)
         scanned += 1
@@ -306,11 +306,8 @@ def final_scan(root: str) -> dict[str, Any]:
 
 def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str, Any]:
     """Scan for secrets one last time, hash every file, write manifest + SHA256SUMS, sign both. Returns the
-    manifest."""
-    try:
-        os.remove(os.path.join(root, UNFINISHED))
-    except FileNotFoundError:
-        pass
+    manifest. The unfinished marker goes last: a run killed anywhere before the signatures are complete leaves a
+    folder that still says it is unfinished (verify rejects it; a rerun removes it)."""
     for f in CONTROL_FILES + ("manifest.json", "allowed_signers"):
         p = os.path.join(root, f)
         if os.path.exists(p):
@@ -320,6 +317,8 @@ def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str
         f.write(f"{signing.SIGNER_ID} namespaces=\"{signing.NAMESPACE}\" {signing.pub_line(key.public, '')}\n")
     subjects = []
     for rel in file_list(root):
+        if rel == UNFINISHED:
+            continue
         digest, size = sha256_file(os.path.join(root, rel))
         subjects.append({"name": rel, "digest": {"sha256": digest}, "annotations": {"size": size}})
     pred = redact_obj(dict(predicate))
@@ -344,6 +343,10 @@ def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str
         f.write(sbytes)
     with open(os.path.join(root, "SHA256SUMS.sig"), "w") as f:
         f.write(signing.sign(sbytes, key))
+    try:
+        os.remove(os.path.join(root, UNFINISHED))
+    except FileNotFoundError:
+        pass
     return manifest
 
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from hostile.faults import TcpFault, escape_banner, forced, host_entry, inventory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -146,3 +148,32 @@ def test_kill_9_at_random_points_of_scan_and_run(tmp_path, sshd_server, signing_
             final = target if mode == "scan" else os.path.join(target, "latest")
             assert _verifies(final, pub), (mode, err)
     assert killed >= 4
+
+
+def test_death_in_the_middle_of_sealing_leaves_a_folder_marked_unfinished(tmp_path, signing_key, monkeypatch):
+    """Found in CI (kill -9 at a random instant): the marker was removed before the signatures were written, so a
+    run killed inside seal() left a folder that was neither sealed nor marked, and the rerun refused it. The
+    marker now goes last: whatever instant sealing dies at, the folder says it is unfinished."""
+    from collectors import bundle as b
+    from collectors import signing
+
+    w = b.BundleWriter(str(tmp_path / "out"))
+    w.create()
+    w.write_json("results.json", {"ok": True})
+    calls = {"n": 0}
+    real = signing.sign
+
+    def dies_at_second_signature(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed while signing SHA256SUMS")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(signing, "sign", dies_at_second_signature)
+    with pytest.raises(KeyboardInterrupt):
+        b.seal(w.root, signing.load_private(signing_key), {})
+    assert b.unfinished_owner(w.root) == os.getpid()
+    monkeypatch.setattr(signing, "sign", real)
+    b.seal(w.root, signing.load_private(signing_key), {})  # a completed seal removes it, and it is not hashed
+    assert b.unfinished_owner(w.root) is None
+    assert b.UNFINISHED not in open(os.path.join(w.root, "SHA256SUMS")).read()
