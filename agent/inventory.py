@@ -28,7 +28,7 @@ _NAME_RULE = ("letters, digits, '.', '_' and '-', starting and ending with a let
               "characters (it becomes a file name in the bundle)")
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 _SSH_KEYS = {"user", "port", "key_file", "known_hosts", "host_key_policy", "password_env", "become",
-             "legacy_algorithms", "connect_timeout"}
+             "legacy_algorithms", "connect_timeout", "jump", "max_sessions"}
 DAY = 86400.0  # upper bound of every timeout: a larger one is a typo (or .inf) that would unbound a run
 _SECRET_KEYS = {"password", "passphrase", "secret", "token"}
 
@@ -56,11 +56,16 @@ class Host:
     line: Optional[int] = None
     addresses: list[str] = field(default_factory=list)  # aliases it owns too (NAT, VIP, load-balancer front end)
     public: Optional[bool] = None  # a public server (14.5.1) whatever its zone; false: declared not public
+    collect: bool = True  # false: a jump host only (reached, never collected nor judged)
+    route: tuple[str, ...] = ()  # the full chain of jump hosts to it, first hop first (empty: direct)
 
     def meta(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "transport": self.transport,
-                "roles": list(self.roles), "zone": self.zone, "declared": self.declared,
-                "addresses": list(self.addresses), "public": self.public}
+        m = {"name": self.name, "address": self.address, "transport": self.transport,
+             "roles": list(self.roles), "zone": self.zone, "declared": self.declared,
+             "addresses": list(self.addresses), "public": self.public}
+        if self.route:  # only then: a direct host's record stays as it was
+            m["jump"] = list(self.route)
+        return m
 
 
 @dataclass
@@ -95,6 +100,7 @@ class Inventory:
     nmap: dict[str, Any] = field(default_factory=dict)
     tls_options: dict[str, Any] = field(default_factory=dict)
     web_options: dict[str, Any] = field(default_factory=dict)  # probes.net.web.WebOptions fields
+    jump_hosts: dict[str, Host] = field(default_factory=dict)  # every host used as a hop (collect: false too)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -165,6 +171,16 @@ def _ssh(node: Node, base: SshOptions) -> SshOptions:
         o.legacy_algorithms = node.get("legacy_algorithms").bool()
     if node.has("connect_timeout"):
         o.connect_timeout = node.get("connect_timeout").num(lo=0.5, hi=DAY) or o.connect_timeout
+    if node.has("jump"):
+        j = node.get("jump")
+        if j.value is None:
+            o.jump = ()
+        elif isinstance(j.value, str):
+            o.jump = (j.req_str(),)
+        else:
+            o.jump = tuple(n.req_str() for n in j.seq())
+    if node.has("max_sessions"):
+        o.max_sessions = node.get("max_sessions").int(lo=1, hi=1000) or o.max_sessions
     return o
 
 
@@ -218,9 +234,10 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
 
     hosts: list[Host] = []
     names: dict[str, tuple[str, Optional[int]]] = {}
+    jump_nodes: dict[str, Node] = {}  # where each host's jump list was written, for errors
     for hn in root.get("hosts").seq():
         hn.mapping({"name", "address", "transport", "roles", "zone", "ssh", "become", "declare", "addresses",
-                    "public"}, required=("name",))
+                    "public", "collect"}, required=("name",))
         name = check_name(hn.get("name"), "host", names)
         transport = hn.get("transport").str("ssh", choices=("ssh", "local")) or "ssh"
         address = hn.get("address").str("127.0.0.1" if transport == "local" else None)
@@ -255,7 +272,11 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
             ssh=ssh, become=hn.get("become").bool(ssh.become),
             declared=_plain(declared or {}), line=hn.line, addresses=aliases,
             public=hn.get("public").bool() if hn.has("public") else None,
+            collect=hn.get("collect").bool(True),
         ))
+        jump_nodes[name] = hn.get("ssh").get("jump") if hn.get("ssh").has("jump") else defaults.get("ssh").get("jump")
+    jump_hosts = _routes(hosts, jump_nodes)
+    hosts = [h for h in hosts if h.collect]
 
     networks: list[Network] = []
     net_names: dict[str, tuple[str, Optional[int]]] = {}
@@ -318,8 +339,47 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
         declared=_plain(decl.value or {}),
         tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
-        web_options=web_opts,
+        web_options=web_opts, jump_hosts=jump_hosts,
     )
+
+
+def _routes(hosts: list[Host], nodes: dict[str, Node]) -> dict[str, Host]:
+    """Resolve every ``ssh.jump`` into the full chain of hops (``Host.route``), as OpenSSH does for ``-J a,b``: the
+    first hop is reached by its own jump list, the others in the order written. Each hop must be an ssh host of
+    this inventory (so its address was checked against scope.allow like any target); a loop is refused."""
+    by_name = {h.name: h for h in hosts}
+    done: dict[str, tuple[str, ...]] = {}
+
+    def chain(h: Host, seen: tuple[str, ...]) -> tuple[str, ...]:
+        if h.name in done:
+            return done[h.name]
+        node = nodes[h.name]
+        hops = h.ssh.jump
+        if hops and h.transport != "ssh":
+            raise node.error("jump hosts apply to ssh hosts only")
+        for hop in hops:
+            target = by_name.get(hop)
+            if target is None:
+                raise node.error(f"jump host {hop!r} is not a host of this inventory (add it, with collect: false "
+                                 "if it is only a hop)")
+            if target.transport != "ssh":
+                raise node.error(f"jump host {hop!r} is not an ssh host")
+            if hop == h.name or hop in seen:
+                raise node.error(f"jump hosts form a loop: {' > '.join(seen + (h.name, hop))}")
+        r: tuple[str, ...] = ()
+        if hops:
+            r = chain(by_name[hops[0]], seen + (h.name,)) + tuple(hops)
+            if len(set(r)) != len(r) or h.name in r:
+                raise node.error(f"jump hosts form a loop: {' > '.join(r + (h.name,))}")
+        done[h.name] = r
+        return r
+
+    used: dict[str, Host] = {}
+    for h in hosts:
+        h.route = chain(h, ())
+        for hop in h.route:
+            used[hop] = by_name[hop]
+    return used
 
 
 #: seconds (web and tls limits): positive, finite, and below a day (a typo of minutes for seconds shows up here)
