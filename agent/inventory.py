@@ -58,6 +58,7 @@ class Host:
     public: Optional[bool] = None  # a public server (14.5.1) whatever its zone; false: declared not public
     collect: bool = True  # false: a jump host only (reached, never collected nor judged)
     route: tuple[str, ...] = ()  # the full chain of jump hosts to it, first hop first (empty: direct)
+    ssh_config: dict[str, Any] = field(default_factory=dict)  # what came from ssh_config (file and values)
 
     def meta(self) -> dict[str, Any]:
         m = {"name": self.name, "address": self.address, "transport": self.transport,
@@ -221,7 +222,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     base_ssh = SshOptions()
     timeouts = Timeouts()
     if defaults.value is not None:
-        defaults.mapping({"ssh", "timeouts"})
+        defaults.mapping({"ssh", "timeouts", "ssh_config"})
         if defaults.has("ssh"):
             base_ssh = _ssh(defaults.get("ssh"), base_ssh)
         if defaults.has("timeouts"):
@@ -232,6 +233,15 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
                 host=t.get("host").num(timeouts.host, lo=1, hi=DAY) or timeouts.host,
             )
 
+    ssh_cfg, ssh_cfg_path = None, None
+    if defaults.has("ssh_config"):  # opt in: the operator's OpenSSH config (agent.sshconfig)
+        from . import sshconfig
+
+        ssh_cfg_path = _expand(defaults.get("ssh_config").req_str(), inv_dir)
+        try:
+            ssh_cfg = sshconfig.load(ssh_cfg_path or "")
+        except sshconfig.SshConfigError as e:
+            raise defaults.get("ssh_config").error(str(e)) from None
     hosts: list[Host] = []
     names: dict[str, tuple[str, Optional[int]]] = {}
     jump_nodes: dict[str, Node] = {}  # where each host's jump list was written, for errors
@@ -241,13 +251,29 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         name = check_name(hn.get("name"), "host", names)
         transport = hn.get("transport").str("ssh", choices=("ssh", "local")) or "ssh"
         address = hn.get("address").str("127.0.0.1" if transport == "local" else None)
+        taken: dict[str, Any] = {}
+        if ssh_cfg is not None and transport == "ssh":
+            from . import sshconfig
+
+            explicit = {k for n in (hn.get("ssh"), defaults.get("ssh")) if isinstance(n.value, dict) for k in n.value}
+            if address:
+                explicit.add("address")
+            try:
+                taken = sshconfig.lookup(ssh_cfg, name, explicit)
+            except sshconfig.SshConfigError as e:
+                raise hn.get("name").error(f"{e} ({ssh_cfg_path})") from None
+            address = taken.get("address", address)
         if not address:
-            raise hn.get("address").error("required for ssh hosts")
+            raise hn.get("address").error("required for ssh hosts" + (
+                " (or a HostName for it in ssh_config)" if ssh_cfg is not None else ""))
         try:
             scope.check_address(_address(hn.get("address"), address), f"host {name}")
         except ScopeError as e:
             raise hn.get("address").error(str(e)) from None
         ssh = _ssh(hn.get("ssh"), base_ssh) if hn.has("ssh") else replace(base_ssh)
+        for k, v in taken.items():  # only what the inventory did not write itself
+            if k != "address":
+                setattr(ssh, k, v)
         if not (defaults.get("ssh").has("connect_timeout") or hn.get("ssh").has("connect_timeout")):
             ssh.connect_timeout = timeouts.connect  # timeouts.connect applies unless ssh.connect_timeout says otherwise
         ssh.key_file = _expand(ssh.key_file, inv_dir)
@@ -273,8 +299,11 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
             declared=_plain(declared or {}), line=hn.line, addresses=aliases,
             public=hn.get("public").bool() if hn.has("public") else None,
             collect=hn.get("collect").bool(True),
+            ssh_config=sshconfig_record(ssh_cfg_path, taken) if taken else {},
         ))
         jump_nodes[name] = hn.get("ssh").get("jump") if hn.get("ssh").has("jump") else defaults.get("ssh").get("jump")
+        if "jump" in taken:  # errors then point at the host and say where the hop names came from
+            jump_nodes[name] = Node(hn.path, hn.value, f"{hn.key}.ssh.jump (ProxyJump in {ssh_cfg_path})", hn.line)
     jump_hosts = _routes(hosts, jump_nodes)
     hosts = [h for h in hosts if h.collect]
 
@@ -341,6 +370,12 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
         web_options=web_opts, jump_hosts=jump_hosts,
     )
+
+
+def sshconfig_record(path: Optional[str], taken: dict[str, Any]) -> dict[str, Any]:
+    from .sshconfig import record
+
+    return record(path, taken)
 
 
 def _routes(hosts: list[Host], nodes: dict[str, Node]) -> dict[str, Host]:

@@ -96,11 +96,14 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     record: dict[str, Any] = {"host": meta, "collected": False, "error": None, "transport": {"kind": host.transport}}
     if host.route:  # the path is recorded even when a hop failed
         record["transport"]["jump"] = [{"name": n} for n in host.route]
+    if host.ssh_config:  # what came from the operator's ssh_config rather than the inventory
+        record["transport"]["ssh_config"] = host.ssh_config
     facts: dict[str, dict[str, Any]] = {}
     evidence: dict[str, list[str]] = {}
     try:
         session = transport.open()
-        record["transport"] = {"kind": session.transport, **session.info}
+        record["transport"] = {"kind": session.transport, **session.info,
+                               **({"ssh_config": host.ssh_config} if host.ssh_config else {})}
         cap = inv.timeouts.command
         cmds = [replace(c, timeout=min(c.timeout, cap)) if cap else c for c in dedupe(
             c for p in opts.probes for c in p.commands)]

@@ -187,3 +187,25 @@ def test_bastion_faults_are_per_bastion_and_the_run_goes_on(jlab, tmp_path, sign
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert {h["name"] for h in results["hosts"]} == {"ok", "void"} | {f"{x}-t{i}" for x in expect for i in range(2)}
+
+
+@pytest.mark.lab
+def test_ssh_config_proxyjump_through_the_topology(jlab, tmp_path, signing_key) -> None:
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host bast1\n  HostName {jumplab.BAST1_IP}\n  User root\n\n"
+                   f"Host tgt-*\n  ProxyJump bast1\n\n"
+                   f"Host tgt-a\n  HostName {jumplab.target_ip(3)}\n\nHost *\n  IdentityFile {jlab.client_key}\n")
+    body = json.loads(_yaml(jlab, [{"name": "bast1", "collect": False}, {"name": "tgt-a"}]))
+    body["defaults"]["ssh_config"] = str(cfg)
+    del body["defaults"]["ssh"]["key_file"]  # so the file's IdentityFile is the one used
+    out = str(tmp_path / "out")
+    r = jlab.scan(json.dumps(body), out, signing_key, "--only", "host")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = _record(out, "tgt-a")
+    assert rec["collected"], rec["error"]
+    assert rec["transport"]["address"] == jumplab.target_ip(3)
+    assert [h["name"] for h in rec["transport"]["jump"]] == ["bast1"]
+    assert rec["transport"]["jump"][0]["address"] == jumplab.BAST1_IP
+    taken = rec["transport"]["ssh_config"]
+    assert taken["file"] == str(cfg) and taken["address"] == jumplab.target_ip(3)
+    assert taken["jump"] == ["bast1"] and taken["key_file"] == jlab.client_key
