@@ -209,3 +209,30 @@ def test_ssh_config_proxyjump_through_the_topology(jlab, tmp_path, signing_key) 
     taken = rec["transport"]["ssh_config"]
     assert taken["file"] == str(cfg) and taken["address"] == jumplab.target_ip(3)
     assert taken["jump"] == ["bast1"] and taken["key_file"] == jlab.client_key
+
+
+@pytest.mark.lab
+def test_ansible_inventory_converts_and_scans_through_the_bastion(jlab, tmp_path, signing_key) -> None:
+    from test_ansible_import import MAPPING, _ansible, make_ansible
+
+    _ansible()
+    import yaml
+
+    src = make_ansible(tmp_path, bastion=jumplab.BAST1_IP, targets=(jumplab.target_ip(4), jumplab.target_ip(5)),
+                       db=jumplab.target_ip(6), key=jlab.client_key)
+    m = tmp_path / "map.yml"
+    m.write_text(yaml.safe_dump({**MAPPING, "defaults": {"ssh": {"known_hosts": jlab.known_hosts, "connect_timeout": 5},
+                                                         "timeouts": {"host": 120, "command": 60}}}))
+    inv = str(tmp_path / "inventory.yml")
+    from agent.cli import main
+
+    assert main(["inventory", "from-ansible", src, "--map", str(m), "--scope", *jumplab.SCOPE, "--out", inv]) == 0
+    out = str(tmp_path / "out")
+    r = jlab.scan(open(inv).read(), out, signing_key, "--only", "host")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("web1", "web2", "db1"):
+        rec = _record(out, name)
+        assert rec["collected"], (name, rec["error"])
+        assert [h["name"] for h in rec["transport"]["jump"]] == ["bastion1"]
+    assert _record(out, "bastion1")["collected"]  # an Ansible host itself: collected directly
+    assert "jump" not in _record(out, "bastion1")["transport"]
