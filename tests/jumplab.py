@@ -231,11 +231,16 @@ AllowTcpForwarding yes
         its connection ends, so the largest M is the peak."""
         return max((int(m) for m in re.findall(r"free: .*nchannels (\d+)", self.bastion_log(ns))), default=0)
 
-    def scan(self, inventory: str, out_dir: str, key: str, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def scan(self, inventory: str, out_dir: str, key: str, *extra: str, timeout: float = 600,
+             ns: str = SCAN) -> subprocess.CompletedProcess:
+        """``python -m agent.cli scan`` inside ``ns``: the scanner namespace, or (for a direct baseline that reaches
+        the targets without a hop) bast1's."""
+        if ns not in (SCAN, BAST1):
+            raise ValueError(f"not a scanner place of the jump lab: {ns}")
         inv = os.path.abspath(out_dir.rstrip("/")) + ".inventory.yml"
         with open(inv, "w") as f:
             f.write(inventory)
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        return subprocess.run(["ip", "netns", "exec", SCAN, sys.executable, "-m", "agent.cli", "scan", "--inventory",
+        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "agent.cli", "scan", "--inventory",
                                inv, "--out", out_dir, "--key", key, *extra], capture_output=True, text=True,
                               timeout=timeout, cwd=ROOT, env=env)

@@ -24,6 +24,7 @@ import paramiko
 
 from . import CANCEL, TransportError, describe_error, printable
 
+MAX_RECONNECTS = 3  # a hop connection lost mid-run is made again at most this often
 DEFAULT_MAX_SESSIONS = 8  # below OpenSSH's default MaxSessions (10)
 #: RFC 4254 5.1 reason codes of a refused channel open, in the words an operator needs
 _OPEN_FAILURES = {
@@ -63,6 +64,7 @@ class Bastion:
         self._transport: Any = None  # SshTransport once connected
         self._info: Optional[dict[str, Any]] = None
         self.error: Optional[str] = None
+        self.reconnects = 0
         self._count = threading.Lock()
         self.open_now = 0
         self.peak = 0  # most channels this client had open at once on this hop (reported by JumpPool.stats)
@@ -139,8 +141,14 @@ class Bastion:
                 t = self._transport.client.get_transport() if self._transport.client else None
                 if t is not None and t.is_active():
                     return t
-                self.error = f"{self._where()}: the connection to the jump host closed during the run"
-                raise TransportError(self.error)
+                # dropped during the run (the targets in flight lost their channels): connect again, a few times
+                self._transport.close()
+                self._transport = None
+                self.reconnects += 1
+                if self.reconnects > MAX_RECONNECTS:
+                    self.error = (f"{self._where()}: the connection to the jump host closed during the run "
+                                  f"{self.reconnects} times")
+                    raise TransportError(self.error)
             from .ssh import SshTransport  # here: ssh imports nothing of this module, and must not
 
             tr = SshTransport(self.hop.address, replace(self.hop.opts, become=False), cancel=self.cancel,
@@ -216,7 +224,8 @@ class JumpPool:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per path: the most channels open at once and the hop's error, if any (for logs and benchmarks)."""
-        return {" > ".join(k): {"peak_channels": b.peak, "max_sessions": b.hop.max_sessions, "error": b.error}
+        return {" > ".join(k): {"peak_channels": b.peak, "max_sessions": b.hop.max_sessions, "error": b.error,
+                                "reconnects": b.reconnects}
                 for k, b in self._bastions.items()}
 
     def abort(self) -> None:

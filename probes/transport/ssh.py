@@ -203,7 +203,7 @@ class SshTransport:
             self._sock = chan
             if self.cancel.is_set():
                 self.abort()
-            return chan
+            return _DeferredClose(chan)  # type: ignore[return-value]
         try:
             sock = socket.create_connection((self.address, o.port), timeout=o.connect_timeout)
         except ConnectionRefusedError:
@@ -374,14 +374,35 @@ class SshTransport:
 
     def close(self) -> None:
         if self.client is not None:
+            t = self.client.get_transport()
             self.client.close()
             self.client = None
+            if self.via is not None and t is not None:
+                t.join(2)  # see _DeferredClose: nothing may be sent on the channel once it is closed
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         if self._release is not None:
             self._release()
             self._release = None
+
+
+class _DeferredClose:
+    """A jump-host channel as the target connection's socket, whose ``close`` waits for :meth:`SshTransport.close`.
+
+    Why: paramiko's ``Transport.close`` closes its socket without waiting for its reader thread, which may still
+    send a WINDOW_ADJUST on the channel; OpenSSH frees a channel once both sides sent CLOSE and disconnects the
+    whole connection — every target behind the bastion — on a packet for a freed channel ("data packet referred
+    to nonexistent channel", seen with 100 targets). So the channel is closed only after that thread ended."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self._chan = chan
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chan, name)
+
+    def close(self) -> None:
+        pass
 
 
 def _sha256_fp(key: paramiko.PKey) -> str:
