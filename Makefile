@@ -53,6 +53,7 @@ bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) benchmarks/target_cost.py
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/lab_collect.py
+	$(PY) benchmarks/bastion.py
 
 lint: $(STAMP)
 	$(PY) -m pyflakes agent probes policies collectors output tests benchmarks
