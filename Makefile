@@ -53,6 +53,7 @@ bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) benchmarks/target_cost.py
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/lab_collect.py
+	$(PY) benchmarks/bastion.py
 
 ## Reliability figures (root): SSH faults survived, killed runs left verifiable, tamper cases rejected, secrets leaked
 reliability: system-deps-test $(STAMP)

@@ -61,6 +61,36 @@ def _load_key(path: str, create: bool) -> signing.KeyPair:
     return signing.load_private(path)
 
 
+def cmd_from_ansible(a: argparse.Namespace) -> int:
+    import ipaddress
+
+    from . import ansible_import as ai
+    from .scope import Scope
+
+    try:
+        for c in a.scope:
+            ipaddress.ip_network(c, strict=False)
+    except ValueError as e:
+        _err(f"--scope: {e}")
+        return EXIT_INVALID
+    try:
+        mapping = ai.load_mapping(a.mapping)
+        data = ai.ansible_list(a.inventory, a.limit, ai.find_ansible_inventory(a.ansible_inventory))
+        inv, notes = ai.convert(data, Scope.parse(a.scope), mapping, a.inventory)
+        if not inv["hosts"]:
+            _err("no host could be mapped" + "".join(f"\n  - {n}" for n in notes))
+            return EXIT_INVALID
+        ai.write(inv, notes, a.out, a.inventory)
+    except ai.ImportError_ as e:
+        _err(str(e))
+        return EXIT_INVALID
+    print(f"wrote {a.out}: {sum(1 for h in inv['hosts'] if h.get('collect', True))} host(s), "
+          f"{sum(1 for h in inv['hosts'] if h.get('collect') is False)} jump host(s) only")
+    for n in notes:
+        print(f"  not mapped: {n}")
+    return 0
+
+
 def cmd_keygen(a: argparse.Namespace) -> int:
     try:
         kp = signing.keygen(a.out, overwrite=a.force)
@@ -296,6 +326,22 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_report import add_parsers as add_bundle_commands
 
     add_bundle_commands(sub, DEFAULT_KEY)  # report, diff, pack, attach: they work on an existing bundle
+
+    inv = sub.add_parser("inventory", help="make an inventory from what ops already keep (Ansible)")
+    isub = inv.add_subparsers(dest="inventory_cmd", metavar="SOURCE")
+    fa = isub.add_parser("from-ansible", help="convert an Ansible inventory (runs your ansible-inventory --list)",
+                         description="Run `ansible-inventory -i INVENTORY --list` and map ansible_host, ansible_user, "
+                                     "ansible_port, ansible_ssh_private_key_file, ProxyJump and groups (through "
+                                     "--map) into an evidence-agent inventory; what could not be mapped is named.")
+    fa.add_argument("inventory", metavar="INVENTORY", help="an Ansible inventory (file, directory or plugin config)")
+    fa.add_argument("--limit", help="an Ansible host pattern, as for ansible --limit")
+    fa.add_argument("--map", dest="mapping", metavar="MAPPING.yml",
+                    help="groups to roles and zones: {roles: {group: [role]}, zones: {group: zone}, defaults: {...}}")
+    fa.add_argument("--scope", nargs="+", action="extend", required=True, metavar="CIDR",
+                    help="scope.allow of the result (required): hosts outside it are left out and named")
+    fa.add_argument("--out", "-o", required=True, help="inventory YAML to write")
+    fa.add_argument("--ansible-inventory", metavar="PATH", help="the ansible-inventory program (default: on PATH)")
+    fa.set_defaults(func=cmd_from_ansible)
 
     k = sub.add_parser("keygen", help="create an Ed25519 signing key pair (OpenSSH format)")
     k.add_argument("--out", required=True, help="private key path; the public key is written to OUT.pub")

@@ -28,7 +28,7 @@ _NAME_RULE = ("letters, digits, '.', '_' and '-', starting and ending with a let
               "characters (it becomes a file name in the bundle)")
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 _SSH_KEYS = {"user", "port", "key_file", "known_hosts", "host_key_policy", "password_env", "become",
-             "legacy_algorithms", "connect_timeout"}
+             "legacy_algorithms", "connect_timeout", "jump", "max_sessions"}
 DAY = 86400.0  # upper bound of every timeout: a larger one is a typo (or .inf) that would unbound a run
 _SECRET_KEYS = {"password", "passphrase", "secret", "token"}
 
@@ -56,11 +56,17 @@ class Host:
     line: Optional[int] = None
     addresses: list[str] = field(default_factory=list)  # aliases it owns too (NAT, VIP, load-balancer front end)
     public: Optional[bool] = None  # a public server (14.5.1) whatever its zone; false: declared not public
+    collect: bool = True  # false: a jump host only (reached, never collected nor judged)
+    route: tuple[str, ...] = ()  # the full chain of jump hosts to it, first hop first (empty: direct)
+    ssh_config: dict[str, Any] = field(default_factory=dict)  # what came from ssh_config (file and values)
 
     def meta(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "transport": self.transport,
-                "roles": list(self.roles), "zone": self.zone, "declared": self.declared,
-                "addresses": list(self.addresses), "public": self.public}
+        m = {"name": self.name, "address": self.address, "transport": self.transport,
+             "roles": list(self.roles), "zone": self.zone, "declared": self.declared,
+             "addresses": list(self.addresses), "public": self.public}
+        if self.route:  # only then: a direct host's record stays as it was
+            m["jump"] = list(self.route)
+        return m
 
 
 @dataclass
@@ -95,6 +101,7 @@ class Inventory:
     nmap: dict[str, Any] = field(default_factory=dict)
     tls_options: dict[str, Any] = field(default_factory=dict)
     web_options: dict[str, Any] = field(default_factory=dict)  # probes.net.web.WebOptions fields
+    jump_hosts: dict[str, Host] = field(default_factory=dict)  # every host used as a hop (collect: false too)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -165,6 +172,16 @@ def _ssh(node: Node, base: SshOptions) -> SshOptions:
         o.legacy_algorithms = node.get("legacy_algorithms").bool()
     if node.has("connect_timeout"):
         o.connect_timeout = node.get("connect_timeout").num(lo=0.5, hi=DAY) or o.connect_timeout
+    if node.has("jump"):
+        j = node.get("jump")
+        if j.value is None:
+            o.jump = ()
+        elif isinstance(j.value, str):
+            o.jump = (j.req_str(),)
+        else:
+            o.jump = tuple(n.req_str() for n in j.seq())
+    if node.has("max_sessions"):
+        o.max_sessions = node.get("max_sessions").int(lo=1, hi=1000) or o.max_sessions
     return o
 
 
@@ -205,7 +222,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     base_ssh = SshOptions()
     timeouts = Timeouts()
     if defaults.value is not None:
-        defaults.mapping({"ssh", "timeouts"})
+        defaults.mapping({"ssh", "timeouts", "ssh_config"})
         if defaults.has("ssh"):
             base_ssh = _ssh(defaults.get("ssh"), base_ssh)
         if defaults.has("timeouts"):
@@ -216,21 +233,47 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
                 host=t.get("host").num(timeouts.host, lo=1, hi=DAY) or timeouts.host,
             )
 
+    ssh_cfg, ssh_cfg_path = None, None
+    if defaults.has("ssh_config"):  # opt in: the operator's OpenSSH config (agent.sshconfig)
+        from . import sshconfig
+
+        ssh_cfg_path = _expand(defaults.get("ssh_config").req_str(), inv_dir)
+        try:
+            ssh_cfg = sshconfig.load(ssh_cfg_path or "")
+        except sshconfig.SshConfigError as e:
+            raise defaults.get("ssh_config").error(str(e)) from None
     hosts: list[Host] = []
     names: dict[str, tuple[str, Optional[int]]] = {}
+    jump_nodes: dict[str, Node] = {}  # where each host's jump list was written, for errors
     for hn in root.get("hosts").seq():
         hn.mapping({"name", "address", "transport", "roles", "zone", "ssh", "become", "declare", "addresses",
-                    "public"}, required=("name",))
+                    "public", "collect"}, required=("name",))
         name = check_name(hn.get("name"), "host", names)
         transport = hn.get("transport").str("ssh", choices=("ssh", "local")) or "ssh"
         address = hn.get("address").str("127.0.0.1" if transport == "local" else None)
+        taken: dict[str, Any] = {}
+        if ssh_cfg is not None and transport == "ssh":
+            from . import sshconfig
+
+            explicit = {k for n in (hn.get("ssh"), defaults.get("ssh")) if isinstance(n.value, dict) for k in n.value}
+            if address:
+                explicit.add("address")
+            try:
+                taken = sshconfig.lookup(ssh_cfg, name, explicit)
+            except sshconfig.SshConfigError as e:
+                raise hn.get("name").error(f"{e} ({ssh_cfg_path})") from None
+            address = taken.get("address", address)
         if not address:
-            raise hn.get("address").error("required for ssh hosts")
+            raise hn.get("address").error("required for ssh hosts" + (
+                " (or a HostName for it in ssh_config)" if ssh_cfg is not None else ""))
         try:
             scope.check_address(_address(hn.get("address"), address), f"host {name}")
         except ScopeError as e:
             raise hn.get("address").error(str(e)) from None
         ssh = _ssh(hn.get("ssh"), base_ssh) if hn.has("ssh") else replace(base_ssh)
+        for k, v in taken.items():  # only what the inventory did not write itself
+            if k != "address":
+                setattr(ssh, k, v)
         if not (defaults.get("ssh").has("connect_timeout") or hn.get("ssh").has("connect_timeout")):
             ssh.connect_timeout = timeouts.connect  # timeouts.connect applies unless ssh.connect_timeout says otherwise
         ssh.key_file = _expand(ssh.key_file, inv_dir)
@@ -255,7 +298,14 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
             ssh=ssh, become=hn.get("become").bool(ssh.become),
             declared=_plain(declared or {}), line=hn.line, addresses=aliases,
             public=hn.get("public").bool() if hn.has("public") else None,
+            collect=hn.get("collect").bool(True),
+            ssh_config=sshconfig_record(ssh_cfg_path, taken) if taken else {},
         ))
+        jump_nodes[name] = hn.get("ssh").get("jump") if hn.get("ssh").has("jump") else defaults.get("ssh").get("jump")
+        if "jump" in taken:  # errors then point at the host and say where the hop names came from
+            jump_nodes[name] = Node(hn.path, hn.value, f"{hn.key}.ssh.jump (ProxyJump in {ssh_cfg_path})", hn.line)
+    jump_hosts = _routes(hosts, jump_nodes)
+    hosts = [h for h in hosts if h.collect]
 
     networks: list[Network] = []
     net_names: dict[str, tuple[str, Optional[int]]] = {}
@@ -318,8 +368,53 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
         declared=_plain(decl.value or {}),
         tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
-        web_options=web_opts,
+        web_options=web_opts, jump_hosts=jump_hosts,
     )
+
+
+def sshconfig_record(path: Optional[str], taken: dict[str, Any]) -> dict[str, Any]:
+    from .sshconfig import record
+
+    return record(path, taken)
+
+
+def _routes(hosts: list[Host], nodes: dict[str, Node]) -> dict[str, Host]:
+    """Resolve every ``ssh.jump`` into the full chain of hops (``Host.route``), as OpenSSH does for ``-J a,b``: the
+    first hop is reached by its own jump list, the others in the order written. Each hop must be an ssh host of
+    this inventory (so its address was checked against scope.allow like any target); a loop is refused."""
+    by_name = {h.name: h for h in hosts}
+    done: dict[str, tuple[str, ...]] = {}
+
+    def chain(h: Host, seen: tuple[str, ...]) -> tuple[str, ...]:
+        if h.name in done:
+            return done[h.name]
+        node = nodes[h.name]
+        hops = h.ssh.jump
+        if hops and h.transport != "ssh":
+            raise node.error("jump hosts apply to ssh hosts only")
+        for hop in hops:
+            target = by_name.get(hop)
+            if target is None:
+                raise node.error(f"jump host {hop!r} is not a host of this inventory (add it, with collect: false "
+                                 "if it is only a hop)")
+            if target.transport != "ssh":
+                raise node.error(f"jump host {hop!r} is not an ssh host")
+            if hop == h.name or hop in seen:
+                raise node.error(f"jump hosts form a loop: {' > '.join(seen + (h.name, hop))}")
+        r: tuple[str, ...] = ()
+        if hops:
+            r = chain(by_name[hops[0]], seen + (h.name,)) + tuple(hops)
+            if len(set(r)) != len(r) or h.name in r:
+                raise node.error(f"jump hosts form a loop: {' > '.join(r + (h.name,))}")
+        done[h.name] = r
+        return r
+
+    used: dict[str, Host] = {}
+    for h in hosts:
+        h.route = chain(h, ())
+        for hop in h.route:
+            used[hop] = by_name[hop]
+    return used
 
 
 #: seconds (web and tls limits): positive, finite, and below a day (a typo of minutes for seconds shows up here)

@@ -28,6 +28,7 @@ from probes.batch import dedupe
 from probes.host import PROBES
 from probes.transport import TransportError, describe_error, printable
 from probes.transport.local import LocalTransport
+from probes.transport.jump import Hop, JumpPool
 from probes.transport.ssh import SshTransport
 
 from . import __version__
@@ -53,6 +54,7 @@ class ScanOptions:
     observer: Optional[Any] = None  # agent.progress.ScanObserver: phase and per-host events (display, JSON log)
     cancel: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: transports give up at once
     live: set[Any] = field(default_factory=set, repr=False)  # transports in use, aborted on Ctrl-C
+    jumps: Optional[JumpPool] = field(default=None, repr=False)  # the run's jump-host connections (scan() makes it)
 
 
 def _evidence_for(probe: HostProbe, outputs: dict[str, RawOutput], header: dict[str, Any]) -> Evidence:
@@ -89,18 +91,24 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     else:
         # the connection phase, too, stays inside the host's overall deadline
         transport = SshTransport(host.address, replace(host.ssh, become=host.become, connect_timeout=min(
-            host.ssh.connect_timeout, inv.timeouts.host)), cancel=opts.cancel)
+            host.ssh.connect_timeout, inv.timeouts.host)), cancel=opts.cancel, via=_route(host, inv, opts))
     opts.live.add(transport)
     record: dict[str, Any] = {"host": meta, "collected": False, "error": None, "transport": {"kind": host.transport}}
+    if host.route:  # the path is recorded even when a hop failed
+        record["transport"]["jump"] = [{"name": n} for n in host.route]
+    if host.ssh_config:  # what came from the operator's ssh_config rather than the inventory
+        record["transport"]["ssh_config"] = host.ssh_config
     facts: dict[str, dict[str, Any]] = {}
     evidence: dict[str, list[str]] = {}
     try:
         session = transport.open()
-        record["transport"] = {"kind": session.transport, **session.info}
+        record["transport"] = {"kind": session.transport, **session.info,
+                               **({"ssh_config": host.ssh_config} if host.ssh_config else {})}
         cap = inv.timeouts.command
         cmds = [replace(c, timeout=min(c.timeout, cap)) if cap else c for c in dedupe(
             c for p in opts.probes for c in p.commands)]
-        batch = transport.run(cmds, started + inv.timeouts.host)
+        # waiting for a free channel on a jump host is not the host's time (its deadline starts after)
+        batch = transport.run(cmds, started + getattr(transport, "waited", 0.0) + inv.timeouts.host)
     except TransportError as e:
         record["error"] = printable(str(e), 1000)  # may quote the target (a banner): escaped for every reader
     except Exception as e:  # a bug or an unexpected library error must not kill the run
@@ -161,16 +169,40 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
                      evidence=evidence, session=record["transport"], facts_file=writer.path(rel))
 
 
+def _route(host: Host, inv: Inventory, opts: ScanOptions) -> Optional[Any]:
+    """The last jump host of the host's chain (None: a direct connection). Each hop's connect timeout is capped by
+    the host deadline, as a target's is, so a hung hop is bounded like a hung target."""
+    if not host.route:
+        return None
+    if opts.jumps is None:
+        opts.jumps = JumpPool(opts.cancel)
+    hops = []
+    for name in host.route:
+        j = inv.jump_hosts[name]
+        hops.append(Hop(j.name, j.address, replace(j.ssh, connect_timeout=min(j.ssh.connect_timeout, inv.timeouts.host)),
+                        j.ssh.max_sessions))
+    return opts.jumps.route(hops)
+
+
+def _verified(t: dict[str, Any]) -> str:
+    hk = t.get("host_key_policy")
+    return ("verified against known_hosts" if hk == "strict" else
+            f"accepted on first use ({t['host_key_accepted_new']})" if t.get("host_key_accepted_new") else
+            "verified against known_hosts (accept-new)" if hk == "accept-new" else
+            "NOT VERIFIED (host_key_policy: off)")
+
+
 def _transport_line(t: dict[str, Any]) -> str:
     if t.get("kind") != "ssh":
         return f"{t.get('kind')} (user {t.get('user', '?')})"
-    hk = t.get("host_key_policy")
-    verified = ("verified against known_hosts" if hk == "strict" else
-                f"accepted on first use ({t['host_key_accepted_new']})" if t.get("host_key_accepted_new") else
-                "verified against known_hosts (accept-new)" if hk == "accept-new" else
-                "NOT VERIFIED (host_key_policy: off)")
-    return (f"ssh {t.get('user')}@{t.get('address')}:{t.get('port')}, host key {t.get('host_key_type')} "
-            f"{t.get('host_key_fingerprint_sha256')} {verified}")
+    line = (f"ssh {t.get('user')}@{t.get('address')}:{t.get('port')}, host key {t.get('host_key_type')} "
+            f"{t.get('host_key_fingerprint_sha256')} {_verified(t)}")
+    hops = t.get("jump") or []
+    for i, j in enumerate(hops, 1):  # the path, scanner side first: each hop and how its own host key was checked
+        line += (f"; via jump host {i} of {len(hops)} {j.get('name')} {j.get('user')}@{j.get('address')}:"
+                 f"{j.get('port')}, host key "
+                 f"{j.get('host_key_type')} {j.get('host_key_fingerprint_sha256')} {_verified(j)}")
+    return line
 
 
 def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -316,6 +348,9 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
             return hi
 
         pool = ThreadPoolExecutor(max_workers=max(1, opts.concurrency))
+        if any(h.route for h in inv.hosts):
+            opts.jumps = JumpPool(opts.cancel)
+            opts.live.add(opts.jumps)  # Ctrl-C cuts the hop connections, and with them every channel through them
         try:
             futs = {pool.submit(work, h): h for h in inv.hosts}
             for fut in as_completed(futs):
@@ -329,8 +364,13 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
         except BaseException:  # Ctrl-C (or a bug): stop now, not after every running host's deadline
             interrupt(opts)
             pool.shutdown(wait=True, cancel_futures=True)
+            if opts.jumps is not None:
+                opts.jumps.close()
             raise
         pool.shutdown(wait=True)
+        if opts.jumps is not None:
+            opts.jumps.close()
+            opts.live.discard(opts.jumps)
         hosts_in.sort(key=lambda x: position[x.meta["name"]])
     if obs:
         obs.phase("evaluate")

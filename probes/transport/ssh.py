@@ -55,6 +55,8 @@ class SshOptions:
     become: bool = False  # run the script through `sudo -n` once
     legacy_algorithms: bool = False
     connect_timeout: float = 10.0
+    jump: tuple[str, ...] = ()  # inventory names of the hops, first hop first (resolved by agent.inventory)
+    max_sessions: int = 8  # as a jump host: channels open at once on its one connection (probes.transport.jump)
 
 
 class _AcceptNew(paramiko.MissingHostKeyPolicy):
@@ -168,13 +170,20 @@ _NO_HANDSHAKE = ("Error reading SSH protocol banner", "No existing session")
 
 
 class SshTransport:
-    def __init__(self, address: str, opts: SshOptions, cancel: Optional[threading.Event] = None) -> None:
+    """``via``: a :class:`probes.transport.jump.Bastion` when the host is reached through jump hosts (the TCP
+    connection is then a direct-tcpip channel of the bastion's shared connection); None: a direct connection."""
+
+    def __init__(self, address: str, opts: SshOptions, cancel: Optional[threading.Event] = None,
+                 via: Optional[Any] = None) -> None:
         self.address = address
         self.opts = opts
         self.cancel = cancel or CANCEL
         self.client: Optional[paramiko.SSHClient] = None
         self.session: Optional[Session] = None
-        self._sock: Optional[socket.socket] = None
+        self._sock: Any = None  # a socket, or a paramiko Channel through a jump host
+        self.via = via
+        self._release: Optional[Any] = None  # gives the jump host's channel slot back
+        self.waited = 0.0  # seconds spent waiting for a free channel slot on the jump host (not the host's time)
 
     def abort(self) -> None:
         """From another thread (Ctrl-C): end the connection now, so a handshake or a read returns at once."""
@@ -189,6 +198,12 @@ class SshTransport:
         """Our own TCP connection, so TCP failures and SSH failures are told apart and a cancel can end it."""
         o = self.opts
         where = f"{self.address}:{o.port}"
+        if self.via is not None:
+            chan, self._release, self.waited = self.via.connect(self.address, o.port, o.connect_timeout, self.cancel)
+            self._sock = chan
+            if self.cancel.is_set():
+                self.abort()
+            return _DeferredClose(chan)  # type: ignore[return-value]
         try:
             sock = socket.create_connection((self.address, o.port), timeout=o.connect_timeout)
         except ConnectionRefusedError:
@@ -323,6 +338,8 @@ class SshTransport:
             info["host_key_accepted_new"] = policy.accepted
         if isinstance(policy, _Recorded):
             info["host_key_unverified"] = policy.seen or "key was already known"
+        if self.via is not None:
+            info["jump"] = self.via.describe()
         self.session = Session(transport="ssh", info=info)
         return self.session
 
@@ -357,11 +374,35 @@ class SshTransport:
 
     def close(self) -> None:
         if self.client is not None:
+            t = self.client.get_transport()
             self.client.close()
             self.client = None
+            if self.via is not None and t is not None:
+                t.join(2)  # see _DeferredClose: nothing may be sent on the channel once it is closed
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+
+class _DeferredClose:
+    """A jump-host channel as the target connection's socket, whose ``close`` waits for :meth:`SshTransport.close`.
+
+    Why: paramiko's ``Transport.close`` closes its socket without waiting for its reader thread, which may still
+    send a WINDOW_ADJUST on the channel; OpenSSH frees a channel once both sides sent CLOSE and disconnects the
+    whole connection — every target behind the bastion — on a packet for a freed channel ("data packet referred
+    to nonexistent channel", seen with 100 targets). So the channel is closed only after that thread ended."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self._chan = chan
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chan, name)
+
+    def close(self) -> None:
+        pass
 
 
 def _sha256_fp(key: paramiko.PKey) -> str:
