@@ -304,7 +304,7 @@ def cmd_criteria_init(a: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any, default_key: str) -> None:
-    r = sub.add_parser("report", help="render a bundle as HTML, XLSX, Markdown or JSON (no rescan)",
+    r = sub.add_parser("report", help="render a bundle as HTML, XLSX, Markdown, PDF or JSON (no rescan)",
                        description="Render the guide's result form (점검기준 A … 향후 이행계획 E) from a bundle. "
                                    "The bundle is verified first. The report is written beside the bundle, "
                                    "never inside it.")

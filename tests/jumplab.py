@@ -4,12 +4,12 @@ Why: a jump host is only proven when the targets really are unreachable except t
 network namespace; links are veth pairs (point to point); no namespace forwards packets (ip_forward 0), so a
 packet from the scanner can only reach a target as the payload of an SSH channel through the bastion::
 
-    scan 10.231.61.2 ── 10.231.61.1 bast1 10.231.62.1 ── 10.231.62.2 tgt (+ 10.231.63.1-N on lo, one sshd)
-                                         10.231.64.1 ── 10.231.64.2 bast2 10.231.65.1 ── 10.231.65.2 deep
+    scan 10.231.61.2 ── 10.231.61.1 bast1 10.231.62.1 ── 10.231.62.2 tgt (+ 10.231.63.1-N on lo)   (netns only)
+                                         10.231.64.1 ── 10.231.64.2 bast2 10.231.65.1 ── 10.231.65.2 deep  (netns)
 
 * ``bast1``: sshd with ``MaxSessions 10`` and ``LogLevel DEBUG1`` to a file, whose ``channel N: free: …,
   nchannels M`` lines give the most channels its connection had open at once (:meth:`JumpLab.peak_channels`);
-  a route to 10.231.63.0/24 via ``tgt``. It also serves ``HANG_PORT``: a listener that accepts and never speaks.
+  a route to 10.231.63.0/24 (netns) via ``tgt``. It also serves ``HANG_PORT``: a listener that accepts and never speaks.
 * ``tgt``: one sshd on every address, N targets as N addresses (like benchmarks/fleet.py).
 * ``bast2`` → ``deep``: the second hop of a chain; ``deep`` is reachable from ``bast2`` only.
 
@@ -45,9 +45,9 @@ REFUSED_PORT = 2200  # on bast1: nothing listens
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 LINKS = [  # (ns a, ip a, ns b, ip b) — netns lab addresses
     (SCAN, SCANNER_IP, BAST1, BAST1_IP),
-    (BAST1, "10.231.62.1", TGT, TGT_LINK_IP),
-    (BAST1, "10.231.64.1", BAST2, BAST2_IP),
-    (BAST2, "10.231.65.1", DEEP, DEEP_IP),
+    (BAST1, "10.231.62.1", TGT, TGT_LINK_IP),  # netns
+    (BAST1, "10.231.64.1", BAST2, BAST2_IP),  # netns
+    (BAST2, "10.231.65.1", DEEP, DEEP_IP),  # netns
 ]
 
 

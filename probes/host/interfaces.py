@@ -63,7 +63,7 @@ def _nets(*ns: str) -> list[Any]:
 #: Ranges by category, checked in this order (RFC 1918, RFC 4193 fd00::/8, RFC 6598, RFC 5737/3849/9637,
 #: RFC 2544/5180). Anything else global is "public"; the rest of the special-purpose space "reserved".
 RANGES = (
-    ("private", _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")),
+    ("private", _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")),  # the RFC 1918 table (data)
     ("shared", _nets("100.64.0.0/10")),
     ("documentation", _nets("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")),
     ("benchmark", _nets("198.18.0.0/15", "2001:2::/48")),
