@@ -19,6 +19,7 @@ Messages are templates with ``{expression}`` placeholders filled from the same d
 from __future__ import annotations
 
 import json
+import fnmatch
 import re
 from functools import lru_cache
 from typing import Any
@@ -65,6 +66,18 @@ class _Functions(functions.Functions):
         a filter cannot reach data outside the element (``[?contains(host.…, name)]`` sees the element only)."""
         vals = values or []
         return [o for o in (objs or []) if isinstance(o, dict) and o.get(key) in vals]
+
+    @functions.signature({"types": ["array", "null"]}, {"types": ["array", "null"]})
+    def _func_matching(self, items: Any, patterns: Any) -> list[Any]:
+        """Items (an sshd list entry's +/-/^ prefix dropped) matching any shell-style pattern: matching(
+        ssh.ciphers, ['*-cbc', 'arcfour*']). Lets rules hold "what is weak" as data the site can change."""
+        pats = [str(x) for x in patterns or []]
+        out = []
+        for a in items or []:
+            name = str(a).lstrip("+-^")
+            if any(fnmatch.fnmatchcase(name, pat) for pat in pats):
+                out.append(name)
+        return out
 
     @functions.signature({"types": ["object", "null"]})
     def _func_true_keys(self, obj: Any) -> list[str]:

@@ -23,7 +23,6 @@ from probes.host import (
     listening,
     logging_time,
     patch,
-    remote_admin,
 )
 from probes.host.common import load_data
 
@@ -222,7 +221,7 @@ def test_data_tables_are_well_formed():
     for row in sv["insecure"]:
         assert row["proto"] in ("tcp", "udp", "any") and all(isinstance(x, int) for x in row["ports"])
     algos = load_data("ssh_algorithms.yaml")
-    assert "3des-cbc" in algos["ciphers"] and "hmac-md5" in algos["macs"]
+    assert "pam_google_authenticator.so" in algos["mfa_pam_modules"] and "ciphers" not in algos  # weak: rule params
     kp = load_data("key_packages.yaml")
     for pats in kp["components"].values():
         for pat in pats:
@@ -466,11 +465,13 @@ ko               pts/1    10.0.0.1                                   금  3월 1
 
 
 def test_ssh_weak_algorithm_matching():
-    assert remote_admin._weak(["aes128-ctr", "+aes128-cbc", "3des-cbc"], ["3des-cbc", "aes128-cbc"]) == [
-        "aes128-cbc",
-        "3des-cbc",
-    ]
-    assert remote_admin._weak(["gss-gex-sha1-abc=="], ["gss-gex-sha1-*"]) == ["gss-gex-sha1-abc=="]
+    """What is weak is the rule's data, matched by the expression function `matching` (prefixes dropped)."""
+    from policies.expr import evaluate
+
+    data = {"c": ["aes128-ctr", "+aes128-cbc", "3des-cbc"], "k": ["gss-gex-sha1-abc=="]}
+    assert evaluate("matching(c, `[\"3des-cbc\", \"aes128-cbc\"]`)", data) == ["aes128-cbc", "3des-cbc"]
+    assert evaluate("matching(k, `[\"gss-gex-sha1-*\"]`)", data) == ["gss-gex-sha1-abc=="]
+    assert evaluate("matching(missing, `[\"x\"]`)", data) == []
 
 
 def test_ipaddress_sanity_of_listening_loopback():

@@ -24,8 +24,8 @@ Fact schema (``data``)::
                                               # or an OTP PAM module
         mfa_methods: [str],
         ports: [int], listen_addresses: [str],
-        ciphers: [str], macs: [str], kex_algorithms: [str], host_key_algorithms: [str],
-        weak_ciphers: [str], weak_macs: [str], weak_kex: [str], weak_host_key_algorithms: [str],
+        ciphers: [str], macs: [str], kex_algorithms: [str], host_key_algorithms: [str],   # as offered;
+                                              # which are weak is the ssh-algorithms rule's params
         x11_forwarding: bool|null, max_auth_tries: int|null, login_grace_time: str|null,
         allow_users: [str], allow_groups: [str], deny_users: [str], deny_groups: [str],
         banner: str|null, unset_keys: [str],   # keys absent from the config files (config source only)
@@ -38,7 +38,6 @@ Fact schema (``data``)::
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import shlex
 from typing import Any, Mapping, Optional
@@ -108,15 +107,6 @@ def _list(settings: Mapping[str, list[str]], key: str) -> list[str]:
         for part in re.split(r"[,\s]+", v.strip()):
             if part:
                 out.append(part)
-    return out
-
-
-def _weak(algos: list[str], table: list[str]) -> list[str]:
-    out = []
-    for a in algos:
-        a2 = a.lstrip("+-^")
-        if any(fnmatch.fnmatch(a2, pat) for pat in table):
-            out.append(a2)
     return out
 
 
@@ -192,10 +182,6 @@ def ssh_settings(outputs: Mapping[str, RawOutput]) -> dict[str, Any]:
         "macs",
         "kex_algorithms",
         "host_key_algorithms",
-        "weak_ciphers",
-        "weak_macs",
-        "weak_kex",
-        "weak_host_key_algorithms",
         "allow_users",
         "allow_groups",
         "deny_users",
@@ -239,10 +225,6 @@ def ssh_settings(outputs: Mapping[str, RawOutput]) -> dict[str, Any]:
     d["macs"] = _list(settings, "macs")
     d["kex_algorithms"] = _list(settings, "kexalgorithms")
     d["host_key_algorithms"] = _list(settings, "hostkeyalgorithms")
-    d["weak_ciphers"] = _weak(d["ciphers"], _ALGOS["ciphers"])
-    d["weak_macs"] = _weak(d["macs"], _ALGOS["macs"])
-    d["weak_kex"] = _weak(d["kex_algorithms"], _ALGOS["kexalgorithms"])
-    d["weak_host_key_algorithms"] = _weak(d["host_key_algorithms"], _ALGOS["hostkeyalgorithms"])
     for k, key in (
         ("allow_users", "allowusers"),
         ("allow_groups", "allowgroups"),
