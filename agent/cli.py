@@ -27,38 +27,9 @@ from agent.yamlsrc import ConfigError
 
 from . import __version__
 
-EXIT_OK, EXIT_INVALID, EXIT_NO_HOST, EXIT_STALE, EXIT_OUTPUT, EXIT_LOCKED, EXIT_UNPINNED = 0, 1, 2, 3, 4, 5, 6
-EXIT_INTERRUPTED = 130
-DEFAULT_KEY = os.environ.get("EVIDENCE_AGENT_KEY") or os.path.join(
-    os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "evidence-agent", "signing_key")
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_INVENTORY = os.path.join(HERE, "data", "default-inventory.yaml")
-
-
-def _err(msg: str) -> None:
-    print(f"evidence-agent: {msg}", file=sys.stderr)
-
-
-def _read_pubkey(path: Optional[str]) -> "Optional[str] | bool":
-    """The --pubkey file's text, None when not given, False (after an error message) when unreadable."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        _err(f"cannot read --pubkey {path}: {e.strerror}")
-        return False
-
-
-def _load_key(path: str, create: bool) -> signing.KeyPair:
-    if not os.path.exists(path):
-        if not create:
-            raise signing.SignatureError(f"signing key {path} does not exist (create it with `evidence-agent keygen`)")
-        kp = signing.keygen(path)
-        _err(f"created a new signing key {path} ({signing.fingerprint(kp.public)}); public key in {path}.pub")
-        return kp
-    return signing.load_private(path)
+from .cli_common import (DEFAULT_INVENTORY, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NO_HOST,
+                         EXIT_OK, EXIT_OUTPUT, EXIT_STALE, EXIT_UNPINNED, default_key, err as _err,
+                         load_key as _load_key, read_pubkey)
 
 
 def cmd_from_ansible(a: argparse.Namespace) -> int:
@@ -127,7 +98,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
     if not _free_out(a.out):
         return EXIT_OUTPUT
     try:
-        key = _load_key(a.key, create=a.key == DEFAULT_KEY or a.create_key)
+        key = _load_key(a.key, create=a.key == default_key() or a.create_key)
     except (signing.SignatureError, OSError) as e:
         _err(str(e))
         return EXIT_OUTPUT
@@ -186,8 +157,8 @@ def trusted_pubkey_path(given: Optional[str]) -> tuple[Optional[str], str]:
     env = os.environ.get("EVIDENCE_AGENT_PUBKEY")
     if env:
         return env, "EVIDENCE_AGENT_PUBKEY"
-    if os.path.isfile(DEFAULT_KEY + ".pub"):
-        return DEFAULT_KEY + ".pub", "the default signing key"
+    if os.path.isfile(default_key() + ".pub"):
+        return default_key() + ".pub", "the default signing key"
     return None, ""
 def _free_out(out: str) -> bool:
     """True when ``out`` can receive a new bundle. An unfinished bundle left there by an interrupted or killed
@@ -214,8 +185,8 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from collectors.verify import verify_path
 
     path, source = trusted_pubkey_path(a.pubkey)
-    pub = _read_pubkey(path)
-    if pub is False:
+    pub, ok = read_pubkey(path)
+    if not ok:
         return EXIT_INVALID
     if pub is not None and source != "--pubkey":
         print(f"pinned to {path} ({source})", file=sys.stderr)
@@ -246,14 +217,14 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
     from .merge import MergeError, merge
 
-    pub = _read_pubkey(a.pubkey)
-    if pub is False:
+    pub, ok = read_pubkey(a.pubkey)
+    if not ok:
         return EXIT_INVALID
     if os.path.exists(a.out) and (not os.path.isdir(a.out) or os.listdir(a.out)):
         _err(f"output directory {a.out} is not empty; give a new directory")
         return EXIT_OUTPUT
     try:
-        key = _load_key(a.key, create=a.key == DEFAULT_KEY)
+        key = _load_key(a.key, create=a.key == default_key())
         results = merge(a.bundles, a.out, key, pub, a.policy_dir)
     except (MergeError, ConfigError) as e:
         _err(str(e))
@@ -283,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inventory", "-i", default=DEFAULT_INVENTORY,
                    help="inventory YAML (default: the built-in one: this machine and loopback)")
     s.add_argument("--out", "-o", required=True, help="bundle directory to create (must not exist or be empty)")
-    s.add_argument("--key", default=DEFAULT_KEY,
-                   help=f"Ed25519 signing key (default {DEFAULT_KEY}, created on first use)")
+    s.add_argument("--key", default=default_key(),
+                   help=f"Ed25519 signing key (default {default_key()}, created on first use)")
     s.add_argument("--create-key", action="store_true", help="create --key if it does not exist")
     s.add_argument("--profile", default="fsi-openapi-2018", help="control catalog and rules (default: %(default)s)")
     s.add_argument("--policy-dir", action="append", default=[],
@@ -317,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "manifests and signatures are kept under sources/.")
     m.add_argument("bundles", nargs="+", metavar="BUNDLE")
     m.add_argument("--out", "-o", required=True, help="merged bundle directory to create")
-    m.add_argument("--key", default=DEFAULT_KEY, help="signing key for the merged bundle")
+    m.add_argument("--key", default=default_key(), help="signing key for the merged bundle")
     m.add_argument("--pubkey", help="require the source bundles to be signed by this key")
     m.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (as for scan)")
     m.add_argument("--lang", choices=("ko", "en"), default="ko")
@@ -325,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_report import add_parsers as add_bundle_commands
 
-    add_bundle_commands(sub, DEFAULT_KEY)  # report, diff, pack, attach: they work on an existing bundle
+    add_bundle_commands(sub, default_key())  # report, diff, pack, attach: they work on an existing bundle
 
     inv = sub.add_parser("inventory", help="make an inventory from what ops already keep (Ansible)")
     isub = inv.add_subparsers(dest="inventory_cmd", metavar="SOURCE")

@@ -19,24 +19,10 @@ import os
 import sys
 from typing import Any, Optional
 
-EXIT_OK, EXIT_INVALID, EXIT_OUTPUT = 0, 1, 4
+from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_OUTPUT, err as _err, read_pubkey as _read_pub
+
 EXTENSIONS = {"html": "report.html", "xlsx": "report.xlsx", "md": "report.md", "json": "report.json",
               "pdf": "report.pdf"}
-
-
-def _err(msg: str) -> None:
-    print(f"evidence-agent: {msg}", file=sys.stderr)
-
-
-def _read_pub(path: Optional[str]) -> tuple[Optional[str], bool]:
-    if not path:
-        return None, True
-    try:
-        with open(path) as f:
-            return f.read(), True
-    except OSError as e:
-        _err(f"cannot read --pubkey {path}: {e.strerror}")
-        return None, False
 
 
 def _is_bundle(path: str) -> bool:

@@ -20,7 +20,7 @@ WEBHOOK_ENV = "EVIDENCE_AGENT_WEBHOOK"
 
 
 def register(sub: Any) -> None:
-    from .cli import DEFAULT_INVENTORY, DEFAULT_KEY
+    from .cli_common import DEFAULT_INVENTORY, default_key
 
     r = sub.add_parser(
         "run", help="one scheduled run: a new timestamped bundle under DIR, latest, retention, drift notification",
@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
                     "worse, then applies retention. Only one run per DIR at a time (exit 5 otherwise).")
     r.add_argument("--inventory", "-i", default=DEFAULT_INVENTORY, help="inventory YAML (default: built-in)")
     r.add_argument("--bundles", "-b", required=True, help="directory holding one bundle per run")
-    r.add_argument("--key", default=DEFAULT_KEY, help=f"Ed25519 signing key (default {DEFAULT_KEY})")
+    r.add_argument("--key", default=default_key(), help=f"Ed25519 signing key (default {default_key()})")
     r.add_argument("--create-key", action="store_true", help="create --key if it does not exist")
     r.add_argument("--profile", default="fsi-openapi-2018", help="control catalog and rules (default: %(default)s)")
     r.add_argument("--policy-dir", action="append", default=[], help="extra policy folder (repeatable)")
@@ -176,7 +176,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from policies.model import load_profile
 
     from . import history, retention
-    from .cli import DEFAULT_KEY, _load_key
+    from .cli_common import default_key, load_key as _load_key
     from .drift import compare
     from .inventory import load_inventory
     from .lock import Locked, RunLock
@@ -230,7 +230,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             if h.ssh.password_env:
                 log.add_secret(os.environ.get(h.ssh.password_env))
         try:
-            key = _load_key(a.key, create=a.key == DEFAULT_KEY or a.create_key)
+            key = _load_key(a.key, create=a.key == default_key() or a.create_key)
         except (signing.SignatureError, OSError) as e:
             log.error("output", str(e))
             return EXIT_OUTPUT

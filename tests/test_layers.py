@@ -75,3 +75,18 @@ def test_one_vocabulary_of_verdicts():
     assert set(history.STATUSES) == values and set(drift._RANK) == values
     assert set(attach.STATUSES) == values - {"unknown"}
     assert type(engine.IMPL) is str  # results.json keeps plain strings
+
+
+def test_cli_modules_do_not_import_each_other() -> None:
+    """cli registers cli_report's and fleet_cli's sub-commands; they share agent/cli_common.py instead of reaching
+    back into cli (which made an import cycle)."""
+    import ast
+    import os
+
+    agent_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent")
+    for name in ("cli_report.py", "fleet_cli.py", "cli_common.py"):
+        tree = ast.parse(open(os.path.join(agent_dir, name), encoding="utf-8").read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                mod = ("." * node.level) + (node.module or "")
+                assert mod not in (".cli", "agent.cli"), f"{name} imports agent.cli"
