@@ -26,7 +26,7 @@ from policies.netview import normalize_url
 from probes.base import Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
 from probes.batch import dedupe
 from probes.host import PROBES
-from probes.transport import TransportError, describe_error, printable
+from probes.transport import TransportError, describe_error, describe_session, printable
 from probes.transport.local import LocalTransport
 from probes.transport.jump import Hop, JumpPool
 from probes.transport.ssh import SshTransport
@@ -137,7 +137,7 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
                                  + (batch.stream_error or "the session ended early") + "); some facts are incomplete")
         header = {
             "host": f"{host.name} ({host.address})",
-            "transport": _transport_line(record["transport"]),
+            "transport": describe_session(record["transport"]),
             "privilege": record["privilege"],
         }
         for probe in opts.probes:
@@ -182,27 +182,6 @@ def _route(host: Host, inv: Inventory, opts: ScanOptions) -> Optional[Any]:
         hops.append(Hop(j.name, j.address, replace(j.ssh, connect_timeout=min(j.ssh.connect_timeout, inv.timeouts.host)),
                         j.ssh.max_sessions))
     return opts.jumps.route(hops)
-
-
-def _verified(t: dict[str, Any]) -> str:
-    hk = t.get("host_key_policy")
-    return ("verified against known_hosts" if hk == "strict" else
-            f"accepted on first use ({t['host_key_accepted_new']})" if t.get("host_key_accepted_new") else
-            "verified against known_hosts (accept-new)" if hk == "accept-new" else
-            "NOT VERIFIED (host_key_policy: off)")
-
-
-def _transport_line(t: dict[str, Any]) -> str:
-    if t.get("kind") != "ssh":
-        return f"{t.get('kind')} (user {t.get('user', '?')})"
-    line = (f"ssh {t.get('user')}@{t.get('address')}:{t.get('port')}, host key {t.get('host_key_type')} "
-            f"{t.get('host_key_fingerprint_sha256')} {_verified(t)}")
-    hops = t.get("jump") or []
-    for i, j in enumerate(hops, 1):  # the path, scanner side first: each hop and how its own host key was checked
-        line += (f"; via jump host {i} of {len(hops)} {j.get('name')} {j.get('user')}@{j.get('address')}:"
-                 f"{j.get('port')}, host key "
-                 f"{j.get('host_key_type')} {j.get('host_key_fingerprint_sha256')} {_verified(j)}")
-    return line
 
 
 def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tuple[dict[str, Any], dict[str, list[str]]]:

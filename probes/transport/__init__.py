@@ -56,3 +56,24 @@ def describe_error(exc: BaseException) -> str:
     return printable(f"{name}: {msg}" if msg else name)
 
 
+def _verified(t: dict[str, Any]) -> str:
+    hk = t.get("host_key_policy")
+    return ("verified against known_hosts" if hk == "strict" else
+            f"accepted on first use ({t['host_key_accepted_new']})" if t.get("host_key_accepted_new") else
+            "verified against known_hosts (accept-new)" if hk == "accept-new" else
+            "NOT VERIFIED (host_key_policy: off)")
+
+
+def describe_session(t: dict[str, Any]) -> str:
+    """The evidence header's one line on how a host was reached (from ``{"kind": transport, **Session.info}``):
+    user, address, the host key and how it was checked, and every jump host on the way with its own key."""
+    if t.get("kind") != "ssh":
+        return f"{t.get('kind')} (user {t.get('user', '?')})"
+    line = (f"ssh {t.get('user')}@{t.get('address')}:{t.get('port')}, host key {t.get('host_key_type')} "
+            f"{t.get('host_key_fingerprint_sha256')} {_verified(t)}")
+    hops = t.get("jump") or []
+    for i, j in enumerate(hops, 1):  # the path, scanner side first: each hop and how its own host key was checked
+        line += (f"; via jump host {i} of {len(hops)} {j.get('name')} {j.get('user')}@{j.get('address')}:"
+                 f"{j.get('port')}, host key "
+                 f"{j.get('host_key_type')} {j.get('host_key_fingerprint_sha256')} {_verified(j)}")
+    return line
