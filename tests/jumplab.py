@@ -110,9 +110,8 @@ class JumpLab:
             cleanup()
             self._network()
             self._keys()
-            for ns, extra in ((BAST1, "MaxSessions 10\nLogLevel DEBUG1\n"), (BAST2, "MaxSessions 10\n"),
-                              (TGT, "MaxSessions 10\n"), (DEEP, "")):
-                self._sshd(ns, extra)
+            for ns, log_level in ((BAST1, "DEBUG1"), (BAST2, "ERROR"), (TGT, "ERROR"), (DEEP, "ERROR")):
+                self._sshd(ns, log_level)
             self.procs.append(subprocess.Popen(  # a hung hop: accepts, never speaks
                 ["ip", "netns", "exec", BAST1, sys.executable, "-c",
                  "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
@@ -178,23 +177,14 @@ class JumpLab:
         with open(self.known_hosts, "w") as f:
             f.write("\n".join(lines) + "\n")
 
-    def _sshd(self, ns: str, extra: str) -> None:
+    def _sshd(self, ns: str, log_level: str) -> None:
+        from sshd import sshd_config
+
         d = os.path.join(self.dir, ns)
         shutil.copy(self.client_key + ".pub", os.path.join(d, "authorized_keys"))
-        with open(os.path.join(d, "sshd_config"), "w") as f:
-            f.write(f"""ListenAddress 0.0.0.0:22
-HostKey {d}/host_key
-AuthorizedKeysFile {d}/authorized_keys
-PidFile {d}/sshd.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-MaxStartups 200:30:400
-UseDNS no
-AllowTcpForwarding yes
-{extra}""")
+        with open(os.path.join(d, "sshd_config"), "w") as f:  # OpenSSH's MaxSessions default (10), forwarding on
+            f.write(sshd_config(d, ["0.0.0.0:22"], max_sessions=10, log_level=log_level,
+                                extra="AllowTcpForwarding yes\n"))
         open(os.path.join(d, "empty_bashrc"), "w").close()
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         inner = f"exec {SSHD} -D -E {d}/sshd.log -f {d}/sshd_config"

@@ -59,7 +59,7 @@ class SshdServer:
 
 
 def sshd_config(d: str, listen: list[str], max_startups: str = "200:30:400", max_sessions: int = 50,
-                extra: str = "") -> str:
+                extra: str = "", log_level: str = "ERROR") -> str:
     """A test sshd's config: its own host key and authorized_keys in ``d``, key auth only, root allowed."""
     lines = "\n".join(f"ListenAddress {a}" for a in listen)
     return f"""{lines}
@@ -71,7 +71,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-LogLevel ERROR
+LogLevel {log_level}
 MaxStartups {max_startups}
 MaxSessions {max_sessions}
 UseDNS no

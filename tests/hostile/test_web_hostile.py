@@ -18,69 +18,40 @@ from agent.scope import Scope
 from agent.yamlsrc import ConfigError
 from probes.net.web import WebOptions, check_web
 from conftest import write_inventory
+from hostile.faults import TcpFault
 
 
-class Loopback:
-    """A TCP server on 127.0.0.1 that hands each connection to ``serve`` in its own thread; counts connections."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(1)
-            try:
-                conn.recv(65536)
-            except OSError:
-                pass
-            self.serve(conn)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def serve(self, conn: socket.socket) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.sock.close()
+def _request_read(c: socket.socket) -> None:
+    c.settimeout(1)
+    try:
+        c.recv(65536)
+    except OSError:
+        pass
 
 
-class Drip(Loopback):
-    """Answers each connection with ``head`` at once, then one byte of ``drip`` every ``every`` seconds, for ever
-    (until stopped)."""
-
-    def __init__(self, head: bytes, drip: bytes = b"x", every: float = 0.3) -> None:
-        self.head, self.drip, self.every = head, drip, every
-        super().__init__()
-
-    def serve(self, conn: socket.socket) -> None:
-        if self.head:
-            conn.sendall(self.head)
+def drip(head: bytes, body: bytes = b"x", every: float = 0.3) -> TcpFault:
+    """Answers each connection with ``head`` at once, then one byte of ``body`` every ``every`` seconds, for ever
+    (until closed)."""
+    def behave(c: socket.socket, stop: threading.Event) -> None:
+        _request_read(c)
+        if head:
+            c.sendall(head)
         i = 0
-        while not self._stop.is_set():
-            conn.sendall(self.drip[i % len(self.drip):][:1])
+        while not stop.is_set():
+            c.sendall(body[i % len(body):][:1])
             i += 1
-            time.sleep(self.every)
+            if stop.wait(every):
+                return
+    return TcpFault(behave)
 
+
+def fixed(raw: bytes) -> TcpFault:
+    """Answers every request with the same raw bytes, then closes."""
+    def behave(c: socket.socket, stop: threading.Event) -> None:
+        _request_read(c)
+        c.sendall(raw)
+        c.close()
+    return TcpFault(behave)
 
 
 class Good:
@@ -104,7 +75,7 @@ class Good:
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -112,14 +83,14 @@ class Good:
 @pytest.fixture()
 def servers():
     s = {
-        "body": Drip(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"),
-        "headers": Drip(b"", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 10000),
-        "tls": Drip(b"", b"\x16\x03\x01\x00\x50" + b"\x00" * 100),
+        "body": drip(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"),
+        "headers": drip(b"", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 10000),
+        "tls": drip(b"", b"\x16\x03\x01\x00\x50" + b"\x00" * 100),
         "good": Good(),
     }
     yield s
     for v in s.values():
-        v.stop()
+        v.close()
 
 
 SCOPE = Scope.parse(["127.0.0.0/8"])
@@ -202,22 +173,10 @@ def test_unknown_web_option_is_refused(tmp_path):
     assert "inv.yml:4" in str(e.value) and "timeout" in str(e.value)
 
 
-class Fixed(Loopback):
-    """Answers every request with the same raw bytes, then closes."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        super().__init__()
-
-    def serve(self, conn: socket.socket) -> None:
-        conn.sendall(self.raw)
-
-
-
 def test_hostile_header_is_inert_in_terminal_html_and_markdown(tmp_path, signing_key, capsys):
     """A Server header with a terminal escape (set the window title), a C1 control and HTML: shown, never acted on."""
     body = b"<html>ok</html>"
-    srv = Fixed(b"HTTP/1.1 200 OK\r\nServer: Evil/1.0 \x1b]0;pwned\x07 \x9b2J <script>alert(1)</script>\r\n"
+    srv = fixed(b"HTTP/1.1 200 OK\r\nServer: Evil/1.0 \x1b]0;pwned\x07 \x9b2J <script>alert(1)</script>\r\n"
                 b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
     try:
         inv = write_inventory(str(tmp_path / "inv.yml"),
@@ -228,7 +187,7 @@ def test_hostile_header_is_inert_in_terminal_html_and_markdown(tmp_path, signing
         assert main(["scan", "-i", inv, "--out", out, "--key", signing_key, "--only", "host,web", "-q",
                      "--lang", "en"]) == 0
     finally:
-        srv.stop()
+        srv.close()
     term = capsys.readouterr()
     assert "\x1b" not in term.out + term.err and "\x9b" not in term.out + term.err
     for fmt in ("html", "md"):
