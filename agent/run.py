@@ -33,6 +33,7 @@ from probes.transport.ssh import SshTransport
 
 from . import __version__
 from .inventory import Host, Inventory
+from .netfamilies import REGISTRY, NetJob, follow_scan, wanted
 
 FAMILIES = ("host", "network", "tls", "web")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,6 +185,34 @@ def _route(host: Host, inv: Inventory, opts: ScanOptions) -> Optional[Any]:
     return opts.jumps.route(hops)
 
 
+def net_job(inv: Inventory, vantage: str, progress: Optional[Callable[[str], None]] = None) -> NetJob:
+    """The inventory's network work as seen from one vantage (single-process mode: all of it)."""
+    return NetJob(
+        vantage=vantage, scope=inv.scope, networks=[{"name": n.name, "cidr": n.cidr, "zone": n.zone} for n in inv.networks],
+        known={h.address: h.name for h in inv.hosts},
+        endpoints=[{"host": t.host, "port": t.port, "server_name": t.server_name, "name": t.name,
+                    "external_institution": t.external_institution} for t in inv.tls],
+        urls=list(dict.fromkeys(normalize_url(u) for u in inv.urls)),  # http://a:80/ and http://a/ are one URL
+        nmap=dict(inv.nmap), tls_options=dict(inv.tls_options), web_options=dict(inv.web_options), progress=progress)
+
+
+def run_families(job: NetJob, only: tuple[str, ...], keep: Callable[[str, Fact], None]) -> None:
+    """The registry's families in order for one job: the scan, then TLS and web over what was declared and what
+    the scan found open. Each result goes to ``keep`` as it is made."""
+    todo = wanted(job, only)
+    scanned = False
+    if todo["network_scan"]:
+        scan = REGISTRY["network_scan"].collect(job)
+        keep("network_scan", scan)
+        scanned = scan.status in (FactStatus.COLLECTED, FactStatus.PARTIAL)
+        if scanned:
+            follow_scan(job, scan.to_json())
+    for name in ("tls", "web"):
+        fam = REGISTRY[name]
+        if fam.only in only and (todo[name] or scanned):
+            keep(name, fam.collect(job))
+
+
 def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Network families (nmap, sslyze, HTTP) at run level; each failure becomes a not-collected fact."""
     facts: dict[str, dict[str, Any]] = {}
@@ -195,93 +224,11 @@ def run_network(inv: Inventory, opts: ScanOptions, writer: BundleWriter) -> tupl
         facts[name] = fact.to_json()
         evidence[name] = files
 
-    known = {h.address: h.name for h in inv.hosts}
-    if "network" in opts.only and inv.networks:
-        _progress(opts, f"network: scanning {len(inv.networks)} network(s) from vantage {opts.vantage!r}")
-        try:
-            from probes.net import nmap_scan
-            settings = dict(inv.nmap)
-            overall = float(settings.pop("overall_timeout", 1800))
-            nm_opts = nmap_scan.NmapOptions(**settings)
-            fact = nmap_scan.scan_networks([{"name": n.name, "cidr": n.cidr, "zone": n.zone} for n in inv.networks],
-                                           inv.scope, known, nm_opts, opts.vantage, time.monotonic() + overall)
-        except Exception as e:
-            fact = not_collected("network_scan", f"network scan failed: {describe_error(e)}")
-        keep("network_scan", fact)
-    endpoints = [{"host": t.host, "port": t.port, "server_name": t.server_name, "name": t.name,
-                  "external_institution": t.external_institution} for t in inv.tls]
-    scanned = facts.get("network_scan", {}).get("status") in ("collected", "partial")
-    if "tls" in opts.only and (endpoints or scanned):
-        try:
-            from probes.net import tls
-            if scanned:
-                seen = {(e["host"], e["port"]) for e in endpoints}
-                for e in tls.tls_ports_from_scan(facts["network_scan"]["data"]):
-                    if (e["host"], e["port"]) not in seen:
-                        endpoints.append(e)
-            if not endpoints:
-                keep("tls", Fact("tls", FactStatus.COLLECTED, {"endpoints": []}, source="sslyze",
-                                 reason="no TLS endpoint declared in the inventory or found open by the scan"))
-            else:
-                _progress(opts, f"tls: assessing {len(endpoints)} endpoint(s)")
-                tls_settings = dict(inv.tls_options)
-                tls_deadline = float(tls_settings.pop("deadline", tls.DEFAULT_DEADLINE))
-                fact = tls.assess_tls(endpoints, inv.scope, tls.TlsOptions(**tls_settings),
-                                      time.monotonic() + tls_deadline)
-                declared = {(e["host"], e["port"]): e for e in endpoints}
-                for ep in fact.data.get("endpoints", []):
-                    src = declared.get((ep.get("host"), ep.get("port")), {})
-                    ep["external_institution"] = bool(src.get("external_institution"))
-                    ep["name"] = src.get("name")
-                    ep["vantage"] = opts.vantage
-                keep("tls", fact)
-        except Exception as e:
-            keep("tls", not_collected("tls", f"TLS assessment failed: {describe_error(e)}"))
-    if "web" in opts.only and (inv.urls or scanned):
-        try:
-            from probes.net import web
-            # one check per URL: http://a:80/ and http://a/ are the same URL
-            urls = list(dict.fromkeys(normalize_url(u) for u in inv.urls))
-            if scanned:
-                urls += [u for u in web_urls_from_scan(facts["network_scan"]) if u not in urls]
-            if not urls:
-                keep("web", Fact("web", FactStatus.COLLECTED, {"urls": []}, source="http",
-                                 reason="no web URL declared in the inventory or web port found open by the scan"))
-            else:
-                _progress(opts, f"web: checking {len(urls)} URL(s)")
-                web_opts = web.WebOptions(**inv.web_options)
-                fact = web.check_web(urls, inv.scope, web_opts, time.monotonic() + web_opts.deadline)
-                for u in fact.data.get("urls", []):
-                    u["vantage"] = opts.vantage
-                keep("web", fact)
-        except Exception as e:
-            keep("web", not_collected("web", f"web checks failed: {describe_error(e)}"))
+    run_families(net_job(inv, opts.vantage, lambda m: _progress(opts, m)), opts.only, keep)
     if facts:
         writer.write_json("facts/_network.json", {"vantage": opts.vantage, "scope": inv.scope.to_json(),
                                                   "facts": facts, "evidence": evidence})
     return facts, evidence
-
-
-WEB_PORTS = {80: "http", 443: "https", 8000: "http", 8008: "http", 8080: "http", 8443: "https", 8888: "http"}
-
-
-def web_urls_from_scan(network_scan: dict[str, Any]) -> list[str]:
-    """Open ports that nmap saw speaking HTTP (or that sit on a usual web port) as URLs to check."""
-    urls = []
-    for scan in (network_scan.get("data") or {}).get("scans", []) or []:
-        for h in scan.get("hosts", []) or []:
-            for p in h.get("ports", []) or []:
-                if p.get("proto") != "tcp" or p.get("state") != "open":
-                    continue
-                svc = (p.get("service") or "").lower()
-                tls = p.get("tunnel") == "ssl" or svc in ("https", "ssl/http", "https-alt")
-                if "http" in svc or p["port"] in WEB_PORTS:
-                    if p.get("method") == "table" and p["port"] not in WEB_PORTS:
-                        continue
-                    scheme = "https" if tls or (WEB_PORTS.get(p["port"]) == "https" and svc != "http") else "http"
-                    host = h["address"] if ":" not in h["address"] else f"[{h['address']}]"
-                    urls.append(normalize_url(f"{scheme}://{host}:{p['port']}/"))
-    return sorted(set(urls))
 
 
 def _progress(opts: ScanOptions, msg: str) -> None:
