@@ -27,7 +27,7 @@ from agent.yamlsrc import ConfigError
 
 from . import __version__
 
-from .cli_common import (DEFAULT_INVENTORY, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NO_HOST,
+from .cli_common import (DEFAULT_INVENTORY, EXIT_BROKER, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NO_HOST,
                          EXIT_OK, EXIT_OUTPUT, EXIT_STALE, EXIT_UNPINNED, default_key, err as _err,
                          load_key as _load_key, read_pubkey)
 
@@ -123,8 +123,19 @@ def cmd_scan(a: argparse.Namespace) -> int:
             return EXIT_INVALID
     opts = ScanOptions(out=a.out, key=key, profile=profile, concurrency=a.concurrency, only=only,
                        vantage=a.vantage, progress=progress, observer=observer, baseline=baseline)
+    from .dist.broker import BrokerConfig, BrokerError
+
     try:
-        results = scan(inv, opts)
+        cfg = BrokerConfig.resolve(a.broker, inv.broker)
+        if cfg is None:
+            results = scan(inv, opts)
+        else:
+            from .dist import controller
+
+            results = controller.scan(inv, opts, cfg)
+    except BrokerError as e:
+        _err(str(e))
+        return EXIT_BROKER
     except KeyboardInterrupt:
         _err(f"interrupted: {a.out} is an unfinished, unsigned bundle; run the same command again to replace it")
         return EXIT_INTERRUPTED
@@ -143,6 +154,10 @@ def cmd_scan(a: argparse.Namespace) -> int:
 
         print(render_text(diff_bundles(a.baseline, a.out), lang=a.lang))
     print(("서명된 증적 번들: " if a.lang == "ko" else "Signed evidence bundle: ") + os.path.abspath(a.out))
+    lost = ((results.get("run") or {}).get("distributed") or {}).get("lost")
+    if lost:
+        _err(f"{lost}: what arrived before is in the signed bundle, the rest is 점검불가")
+        return EXIT_BROKER
     if "host" in only and inv.hosts and not any(h["collected"] for h in results["hosts"]):
         _err("no host could be collected")
         return EXIT_NO_HOST
@@ -268,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a previous bundle: print what changed since, and record it so `report` adds the changes")
     s.add_argument("--lang", choices=("ko", "en"), default="ko", help="language of the summary (default: ko)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    s.add_argument("--broker", metavar="URL",
+                   help="distributed mode: send the collection to zone workers through this Redis broker "
+                        "(redis:// or rediss://; default: the inventory's broker: section, whose URL is read from "
+                        "an environment variable). Exit 7 when the broker cannot be reached or is lost mid-run")
     s.set_defaults(func=cmd_scan)
 
     v = sub.add_parser("verify", help="check a bundle's signature and every file's hash, offline",
@@ -319,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--force", action="store_true", help="overwrite an existing key")
     k.set_defaults(func=cmd_keygen)
     from . import fleet_cli; fleet_cli.register(sub)  # noqa: E702 (run, history, schedule)
+    from . import worker_cli; worker_cli.register(sub)  # noqa: E702 (distributed mode: worker)
     return p
 
 

@@ -15,6 +15,7 @@ from typing import Optional
 from collectors import signing
 
 EXIT_OK, EXIT_INVALID, EXIT_NO_HOST, EXIT_STALE, EXIT_OUTPUT, EXIT_LOCKED, EXIT_UNPINNED = 0, 1, 2, 3, 4, 5, 6
+EXIT_BROKER = 7  # distributed mode: the broker cannot be reached (no bundle), or was lost mid-run (bundle signed)
 EXIT_INTERRUPTED = 130
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INVENTORY = os.path.join(HERE, "data", "default-inventory.yaml")

@@ -74,6 +74,11 @@ class Network:
     name: str
     cidr: str
     zone: Optional[str] = None
+    vantage: Optional[str] = None  # the zone whose worker scans it (distributed mode); None: its own zone
+
+    @property
+    def served_by(self) -> str:
+        return self.vantage or self.zone or DEFAULT_ZONE
 
 
 @dataclass
@@ -83,6 +88,27 @@ class TlsEndpoint:
     name: Optional[str] = None
     server_name: Optional[str] = None
     external_institution: bool = False
+    zone: Optional[str] = None
+    vantage: Optional[str] = None  # the zone whose worker assesses it (distributed mode); None: its own zone
+
+    @property
+    def served_by(self) -> str:
+        return self.vantage or self.zone or DEFAULT_ZONE
+
+
+#: the zone of what declares none, in distributed mode (workers started with ``--zone default`` serve it)
+DEFAULT_ZONE = "default"
+
+
+@dataclass
+class Broker:
+    """Distributed mode (``agent.dist``): the Redis broker and result store. The URL holds the password, so the
+    inventory names only the environment variable it is read from (``url_env``) — never the URL itself."""
+
+    url_env: str = "EVIDENCE_AGENT_BROKER"
+    tls: dict[str, str] = field(default_factory=dict)  # ca_file, cert_file, key_file (paths)
+    max_result_bytes: int = 32 * 1024 * 1024
+    line: Optional[int] = None
 
 
 @dataclass
@@ -102,6 +128,9 @@ class Inventory:
     tls_options: dict[str, Any] = field(default_factory=dict)
     web_options: dict[str, Any] = field(default_factory=dict)  # probes.net.web.WebOptions fields
     jump_hosts: dict[str, Host] = field(default_factory=dict)  # every host used as a hop (collect: false too)
+    url_zones: dict[str, str] = field(default_factory=dict)  # web URL → zone that checks it (distributed mode)
+    broker: Optional[Broker] = None
+    workers: dict[str, list[str]] = field(default_factory=dict)  # zone → accepted worker public keys (OpenSSH lines)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -198,7 +227,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     if root.value is None:
         raise ConfigError(path, 1, "", "the inventory is empty")
     root.mapping({"version", "organisation", "scope", "defaults", "hosts", "networks", "tls", "web", "policy",
-                  "waivers", "nmap", "tls_options", "web_options", "declare"}, required=("version", "scope"))
+                  "waivers", "nmap", "tls_options", "web_options", "declare", "broker", "workers"}, required=("version", "scope"))
     version = root.get("version")
     if version.int() != 1:
         raise version.error("unsupported inventory version (expected 1)")
@@ -310,7 +339,7 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
     networks: list[Network] = []
     net_names: dict[str, tuple[str, Optional[int]]] = {}
     for nn in root.get("networks").seq():
-        nn.mapping({"name", "cidr", "zone"}, required=("name", "cidr"))
+        nn.mapping({"name", "cidr", "zone", "vantage"}, required=("name", "cidr"))
         net_name = check_name(nn.get("name"), "network", net_names)
         cidr = nn.get("cidr").req_str()
         try:
@@ -321,21 +350,31 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
             scope.check_network(cidr, f"network {net_name}")
         except ScopeError as e:
             raise nn.get("cidr").error(str(e)) from None
-        networks.append(Network(net_name, cidr, nn.get("zone").str()))
+        networks.append(Network(net_name, cidr, nn.get("zone").str(), _zone(nn.get("vantage"))))
 
     tls: list[TlsEndpoint] = []
     for tn in root.get("tls").seq():
-        tn.mapping({"host", "port", "name", "server_name", "external_institution"}, required=("host",))
+        tn.mapping({"host", "port", "name", "server_name", "external_institution", "zone", "vantage"},
+                   required=("host",))
         host = tn.get("host").req_str()
         try:
             scope.check_address(_address(tn.get("host"), host), "tls endpoint")
         except ScopeError as e:
             raise tn.get("host").error(str(e)) from None
         tls.append(TlsEndpoint(host, tn.get("port").int(443, 1, 65535) or 443, tn.get("name").str(),
-                               tn.get("server_name").str(), tn.get("external_institution").bool()))
+                               tn.get("server_name").str(), tn.get("external_institution").bool(),
+                               tn.get("zone").str(), _zone(tn.get("vantage"))))
 
     urls: list[str] = []
-    for un in root.get("web").seq():
+    url_zones: dict[str, str] = {}
+    for entry in root.get("web").seq():
+        un = entry
+        if isinstance(entry.value, dict):  # {url, zone, vantage}: which zone's worker checks it
+            entry.mapping({"url", "zone", "vantage"}, required=("url",))
+            un = entry.get("url")
+            where = _zone(entry.get("vantage")) or entry.get("zone").str()
+            if where:
+                url_zones[un.req_str()] = where
         u = un.req_str()
         m = re.match(r"^https?://(\[[^\]]+\]|[^/:]+)", u)
         if not m:
@@ -368,8 +407,58 @@ def load_inventory(path: str, text: Optional[str] = None) -> Inventory:
         waivers=[_with_line(w) for w in waivers.seq()], nmap=_plain(nmap.value or {}),
         declared=_plain(decl.value or {}),
         tls_options={k: (_expand(v, inv_dir) if k == "ca_file" else v) for k, v in _plain(tls_opts.value or {}).items()},
-        web_options=web_opts, jump_hosts=jump_hosts,
+        web_options=web_opts, jump_hosts=jump_hosts, url_zones=url_zones,
+        broker=_broker(root.get("broker")), workers=_workers(root.get("workers")),
     )
+
+
+def _zone(node: Node) -> Optional[str]:
+    """A zone or vantage name: it names a work queue (``ea.zone.<name>``), so the host-name rule applies."""
+    if node.value is None:
+        return None
+    name = node.req_str()
+    if not _NAME.fullmatch(name):
+        raise node.error(f"invalid zone name {name!r}: {_NAME_RULE.replace('a file name in the bundle', 'a queue name')}")
+    return name
+
+
+def _broker(node: Node) -> Optional[Broker]:
+    if node.value is None:
+        return None
+    node.mapping({"url_env", "tls", "max_result_bytes"})
+    env = node.get("url_env").str("EVIDENCE_AGENT_BROKER") or "EVIDENCE_AGENT_BROKER"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        raise node.get("url_env").error(f"url_env names an environment variable (the URL holds the password): {env!r}")
+    tls: dict[str, str] = {}
+    if node.has("tls"):
+        t = node.get("tls").mapping({"ca_file", "cert_file", "key_file"})
+        inv_dir = os.path.dirname(os.path.abspath(node.path))
+        tls = {k: _expand(t.get(k).req_str(), inv_dir) or "" for k in ("ca_file", "cert_file", "key_file") if t.has(k)}
+    cap = node.get("max_result_bytes").int(32 * 1024 * 1024, 1024, 1024 ** 3) or 32 * 1024 * 1024
+    return Broker(url_env=env, tls=tls, max_result_bytes=cap, line=node.line)
+
+
+def _workers(node: Node) -> dict[str, list[str]]:
+    """zone → the worker public keys whose results are accepted for it. Checked here (a key that does not
+    parse is a load error naming its line), so a typo never silently refuses a whole zone at run time."""
+    if node.value is None:
+        return {}
+    from collectors import signing
+
+    node.mapping()
+    out: dict[str, list[str]] = {}
+    for zone, keys in node.items():
+        _zone(Node(node.path, zone, f"{node.key}.{zone}" if node.key else zone, keys.line))
+        lst = []
+        for kn in keys.seq():
+            line = kn.req_str().strip()
+            try:
+                signing.load_public(line)
+            except Exception as e:
+                raise kn.error(f"not an OpenSSH ssh-ed25519 public key line: {e}") from None
+            lst.append(line)
+        out[zone] = lst
+    return out
 
 
 def sshconfig_record(path: Optional[str], taken: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,33 @@ class MergeError(ValueError):
     pass
 
 
+def combine_network(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Network facts of several vantages as one set: scans side by side, each endpoint and URL once with every
+    vantage that saw it. Used by ``merge`` and by a distributed run (``agent.dist``), so a run over several
+    zones is judged exactly as the merged single-zone runs would be."""
+    scans: list[dict[str, Any]] = []
+    endpoints: list[dict[str, Any]] = []
+    sites: list[dict[str, Any]] = []
+    status: dict[str, str] = {}
+    for vantage, facts in parts:
+        for probe, fact in facts.items():
+            data = fact.get("data") or {}
+            if probe == "network_scan":
+                scans += [{**s, "vantage": s.get("vantage") or vantage} for s in data.get("scans", [])]
+            elif probe == "tls":
+                endpoints += [{**e, "vantage": e.get("vantage") or vantage} for e in data.get("endpoints", [])]
+            elif probe == "web":
+                sites += [{**s, "vantage": s.get("vantage") or vantage} for s in data.get("urls", [])]
+            if fact.get("status") != "not_collected" or probe not in status:
+                status[probe] = fact.get("status", "not_collected")
+    run_facts: dict[str, dict[str, Any]] = {}
+    for probe, data in (("network_scan", {"scans": scans}), ("tls", {"endpoints": dedupe_endpoints(endpoints)}),
+                        ("web", {"urls": dedupe_sites(sites)})):
+        if probe in status:
+            run_facts[probe] = {"probe": probe, "status": status[probe], "reason": None, "data": data}
+    return run_facts
+
+
 def _index(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["file"]: e for e in results.get("evidence_index", [])}
 
@@ -93,36 +120,19 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
                                   facts=rec.get("facts") or {}, evidence=evidence, session=rec.get("transport")))
 
     # Network facts: united, each scan/endpoint keeps its vantage and time.
-    scans: list[dict[str, Any]] = []
-    endpoints: list[dict[str, Any]] = []
-    sites: list[dict[str, Any]] = []
+    parts: list[tuple[str, dict[str, Any]]] = []
     run_evidence: dict[str, list[str]] = {}
-    status: dict[str, str] = {}
     for src, res, _, _ in loaded:
         p = os.path.join(src, "facts", "_network.json")
         if not os.path.exists(p):
             continue
         net = read_json(src, "facts/_network.json")
-        vantage = net.get("vantage") or res["run"].get("vantage")
+        parts.append((net.get("vantage") or res["run"].get("vantage"), net.get("facts") or {}))
         idx = _index(res)
-        for probe, fact in (net.get("facts") or {}).items():
-            data = fact.get("data") or {}
-            if probe == "network_scan":
-                scans += [{**s, "vantage": s.get("vantage") or vantage} for s in data.get("scans", [])]
-            elif probe == "tls":
-                endpoints += [{**e, "vantage": e.get("vantage") or vantage} for e in data.get("endpoints", [])]
-            elif probe == "web":
-                sites += [{**s, "vantage": s.get("vantage") or vantage} for s in data.get("urls", [])]
-            if fact.get("status") != "not_collected" or probe not in status:
-                status[probe] = fact.get("status", "not_collected")
+        for probe in (net.get("facts") or {}):
             run_evidence.setdefault(probe, []).extend(
                 writer.copy_evidence(src, f, "network", idx.get(f, {})) for f in (net.get("evidence") or {}).get(probe, []))
-    run_facts: dict[str, dict[str, Any]] = {}
-    # one entry per endpoint and per URL, with every vantage that saw it
-    for probe, data in (("network_scan", {"scans": scans}), ("tls", {"endpoints": dedupe_endpoints(endpoints)}),
-                        ("web", {"urls": dedupe_sites(sites)})):
-        if probe in status:
-            run_facts[probe] = {"probe": probe, "status": status[probe], "reason": None, "data": data}
+    run_facts = combine_network(parts)
     if run_facts:
         writer.write_json("facts/_network.json", {"vantage": "merged", "facts": run_facts, "evidence": run_evidence})
 
