@@ -48,7 +48,11 @@ class Task:
     sent: float = 0.0
     started: Optional[float] = None
     worker: Optional[str] = None  # "hostname pid" of the worker that took it (changes when redelivered)
+    node: Optional[str] = None  # the Celery node name of that worker (for liveness)
     deliveries: int = 0
+    missing: int = 0  # liveness broadcasts in a row its worker did not answer
+    resent: int = 0  # times the controller gave it out again after its worker died
+    dead: set[str] = field(default_factory=set)  # nodes that died holding it (their STARTED state is stale)
 
 
 @dataclass
@@ -237,6 +241,20 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
             return fail(t, f"malformed result from worker {who['hostname']}: {printable(str(e), 200)}")
         finish(t)
 
+    def _worker_died(t: Task) -> None:
+        """The worker that held the task is gone (killed with its pool, or cut off): give the task out once more
+        (same id: one result slot, the first result wins), else end it."""
+        if t.resent >= 1:
+            return fail(t, f"the workers holding the task died twice (last {printable(str(t.node), 100)}); "
+                           "not given out again")
+        _progress(opts, f"distributed: worker {t.node} died holding {t.name}; giving the task out again")
+        t.dead.add(str(t.node))
+        t.resent += 1
+        t.started = t.worker = t.node = None
+        t.missing = 0
+        inflight.pop(t.id, None)
+        send(t)
+
     last_live = 0.0
     served: set[str] = set()
     no_worker_since: dict[str, float] = {}
@@ -252,8 +270,14 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                 ids = list(inflight)
                 raws = client.mget([app.backend.get_key_for_task(i) for i in ids]) if ids else []
                 if now - last_live >= LIVENESS_EVERY:
-                    served = _zones_served(app)
+                    served, nodes = _zones_served(app)
                     last_live = time.monotonic()
+                    for t in list(inflight.values()):
+                        if t.started is None or not t.node:
+                            continue
+                        t.missing = 0 if t.node in nodes else t.missing + 1
+                        if t.missing >= 2:  # twice in a row: not a slow reply, a dead worker
+                            _worker_died(t)
                 lost_since = None
             except Exception as e:  # the broker is gone (or refusing): wait a little, then give up what is left
                 lost_since = lost_since or now
@@ -275,8 +299,9 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                 if status == "STARTED":
                     res = meta.get("result") or {}
                     who = f"{res.get('hostname')} {res.get('pid')}"
-                    if who != t.worker:  # first taken, or taken again after its worker died (late ack)
-                        t.worker, t.started = who, time.monotonic()
+                    if who != t.worker and res.get("hostname") not in t.dead:
+                        # first taken, or taken again after its task process died (late acknowledgement)
+                        t.worker, t.node, t.started = who, str(res.get("hostname")), time.monotonic()
                         t.deliveries += 1
                 elif status == "SUCCESS":
                     arrived(t, meta.get("result"))
@@ -357,13 +382,15 @@ def _family_task(name: str, zone: str, job: NetJob) -> Task:
     return Task(str(uuid.uuid4()), "family", zone, name, REGISTRY[name].deadline(job), job=job, family=name)
 
 
-def _zones_served(app: Any) -> set[str]:
-    """Zones with at least one live worker consuming their queue (a one-second broadcast)."""
+def _zones_served(app: Any) -> tuple[set[str], set[str]]:
+    """(zones with at least one live worker consuming their queue, the live workers' node names): a one-second
+    broadcast that every worker answers."""
     from .broker import QUEUE_PREFIX
 
     replies = app.control.inspect(timeout=1.0).active_queues() or {}
-    return {q["name"][len(QUEUE_PREFIX):] for qs in replies.values() for q in (qs or [])
-            if str(q.get("name", "")).startswith(QUEUE_PREFIX)}
+    zones = {q["name"][len(QUEUE_PREFIX):] for qs in replies.values() for q in (qs or [])
+             if str(q.get("name", "")).startswith(QUEUE_PREFIX)}
+    return zones, set(replies)
 
 
 def _revoke(app: Any, ids: list[str]) -> None:
