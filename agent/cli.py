@@ -82,7 +82,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
     from output.summary import render_summary
 
     from .inventory import load_inventory
-    from .run import FAMILIES, ScanOptions, scan
+    from .run import FAMILIES, ScanOptions
 
     only = tuple(x.strip() for x in a.only.split(",")) if a.only else FAMILIES
     bad = [x for x in only if x not in FAMILIES]
@@ -123,16 +123,11 @@ def cmd_scan(a: argparse.Namespace) -> int:
             return EXIT_INVALID
     opts = ScanOptions(out=a.out, key=key, profile=profile, concurrency=a.concurrency, only=only,
                        vantage=a.vantage, progress=progress, observer=observer, baseline=baseline)
-    from .dist.broker import BrokerConfig, BrokerError
+    from .dist import broker_lost, scan_with
+    from .dist.broker import BrokerError
 
     try:
-        cfg = BrokerConfig.resolve(a.broker, inv.broker)
-        if cfg is None:
-            results = scan(inv, opts)
-        else:
-            from .dist import controller
-
-            results = controller.scan(inv, opts, cfg)
+        results = scan_with(inv, opts, a.broker)
     except BrokerError as e:
         _err(str(e))
         return EXIT_BROKER
@@ -154,7 +149,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
 
         print(render_text(diff_bundles(a.baseline, a.out), lang=a.lang))
     print(("서명된 증적 번들: " if a.lang == "ko" else "Signed evidence bundle: ") + os.path.abspath(a.out))
-    lost = ((results.get("run") or {}).get("distributed") or {}).get("lost")
+    lost = broker_lost(results)
     if lost:
         _err(f"{lost}: what arrived before is in the signed bundle, the rest is 점검불가")
         return EXIT_BROKER

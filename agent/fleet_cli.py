@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from agent.yamlsrc import ConfigError
 
-EXIT_OK, EXIT_INVALID, EXIT_NO_HOST, EXIT_OUTPUT, EXIT_LOCKED = 0, 1, 2, 4, 5
+from .cli_common import EXIT_BROKER, EXIT_INVALID, EXIT_LOCKED, EXIT_NO_HOST, EXIT_OK, EXIT_OUTPUT
 WEBHOOK_ENV = "EVIDENCE_AGENT_WEBHOOK"
 
 
@@ -36,6 +36,8 @@ def register(sub: Any) -> None:
     r.add_argument("--concurrency", "-j", type=int, default=16, help="hosts collected at once (default: %(default)s)")
     r.add_argument("--only", help="probe families, comma separated: host,network,tls,web (default: all)")
     r.add_argument("--vantage", default="internal", help="where this scanner stands (recorded with network facts)")
+    r.add_argument("--broker", metavar="URL", help="distributed mode: collect through the zone workers of this Redis "
+                                                   "broker (as for scan; exit 7 when it is unreachable or lost)")
     r.add_argument("--keep", type=int, help="retention: keep the N newest bundles")
     r.add_argument("--keep-days", type=float, help="retention: keep bundles younger than D days")
     _notify_args(r)
@@ -183,7 +185,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .logjson import Logger, redact_url
     from .notify import notify
     from .progress import Fanout, Progress
-    from .run import FAMILIES, ScanOptions, scan
+    from .dist import broker_lost, scan_with
+    from .dist.broker import BrokerError
+    from .run import FAMILIES, ScanOptions
 
     log = Logger(json_lines=a.log_json, quiet=a.quiet)
     t0 = time.monotonic()
@@ -262,7 +266,13 @@ def cmd_run(a: argparse.Namespace) -> int:
         try:
             # only statuses are kept for the rest of the run (the bundle has everything): with the drift
             # comparison's two loaded results, whole findings would triple the memory of a large fleet
-            results = _statuses_only(scan(inv, opts))
+            full = scan_with(inv, opts, a.broker)
+            lost = broker_lost(full)
+            results = _statuses_only(full)
+            del full
+        except BrokerError as e:
+            log.error("broker", str(e))
+            return EXIT_BROKER
         except ConfigError as e:
             log.error("invalid", str(e))
             return EXIT_INVALID
@@ -276,6 +286,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         if "host" in only and inv.hosts and not collected:
             log.error("no_host", "no host could be collected")
             code = EXIT_NO_HOST
+        if lost:
+            log.error("broker_lost", f"{lost}: what arrived before is in the signed bundle, the rest is 점검불가")
+            code = EXIT_BROKER
         log.info("drift", drift.short() if drift.previous else "first run in this directory: nothing to compare",
                  previous=drift.previous, **drift.counts())
         for c in drift.worse[:50]:

@@ -288,3 +288,74 @@ def test_broker_lost_mid_run(tmp_path, sshd_all, keys, signing_key, capsys):
     assert not hosts["slow-1"]["collected"] and "lost the broker mid-run" in hosts["slow-1"]["error"]
     assert "lost" in res["run"]["distributed"]
     assert main(["verify", out, "--pubkey", signing_key + ".pub"]) == 0
+
+
+pytest_plugins = ["netservers"]
+
+NET_INV = """version: 1
+organisation: Test Fintech
+scope:
+  allow: [{allow}]
+networks:
+{networks}
+tls:
+{tls}
+nmap: {{ports: "21,23,80,443,3306", service_detection: false, host_timeout: "30s", overall_timeout: 120, timing: 4}}
+tls_options: {{network_timeout: 3, robot: false, ca_file: {ca}}}
+workers:
+{workers}
+"""
+
+
+def _net_inventory(tmp, netlab, parts: dict[str, tuple[list[int], list[int]]], keys, name: str) -> str:
+    """parts: vantage → (addresses to scan as /32 networks, addresses with a declared TLS endpoint)."""
+    nets, tls = [], []
+    for v, (scan_, tls_) in parts.items():
+        nets += [f"  - {{name: {v}-{i}, cidr: {netlab.addr(i)}/32, zone: {v}}}" for i in scan_]
+        tls += [f"  - {{host: {netlab.addr(i)}, port: 443, vantage: {v}}}" for i in tls_]
+    workers = "\n".join(f"  {v}: [{json.dumps(keys['w-int'][1])}]" for v in parts)
+    return write_inventory(str(tmp / name), NET_INV.format(allow=netlab.scope_allow, networks="\n".join(nets) or "  []",
+                                                           tls="\n".join(tls) or "  []", ca=netlab.ca_file,
+                                                           workers=workers))
+
+
+def test_network_families_over_vantages_equal_merged_single_runs(tmp_path, netlab, broker, keys, signing_key):
+    """Network families (nmap, then TLS and web over what it found) run by the worker of each vantage: the run's
+    verdicts equal those of one single-process run per vantage, merged with `merge`."""
+    parts = {"internal": ([5, 6], []), "dmz": ([2, 3], []), "external": ([6], [3])}
+    w = Worker(list(parts), broker.url, keys["w-int"][0], "w-net", concurrency=4).start()
+    try:
+        inv = _net_inventory(tmp_path, netlab, parts, keys, "all.yml")
+        dist = str(tmp_path / "dist")
+        only = ["--only", "network,tls,web"]
+        assert scan(inv, dist, signing_key, "--broker", broker.url, *only) == 0
+    finally:
+        w.stop()
+    singles = []
+    for v, p in parts.items():
+        sub = _net_inventory(tmp_path, netlab, {v: p}, keys, f"{v}.yml")
+        out = str(tmp_path / f"single-{v}")
+        assert main(["scan", "--inventory", sub, "--out", out, "--key", signing_key, "-q", "--vantage", v, *only]) == 0
+        singles.append(out)
+    merged = str(tmp_path / "merged")
+    assert main(["merge", *singles, "--out", merged, "--key", signing_key, "--pubkey", signing_key + ".pub"]) == 0
+    a, b = verdicts(results(merged)), verdicts(results(dist))
+    assert a == b
+    net = json.load(open(os.path.join(dist, "facts", "_network.json"), encoding="utf-8"))
+    assert net["vantages"] == ["dmz", "external", "internal"]
+    eps = {(e["host"], e["port"]): e for e in net["facts"]["tls"]["data"]["endpoints"]}
+    # found by the dmz scan and declared for the external vantage: one endpoint, seen from both
+    assert sorted(eps[(netlab.strong, 443)]["vantages"]) == ["dmz", "external"], eps[(netlab.strong, 443)]
+    assert main(["verify", dist, "--pubkey", signing_key + ".pub"]) == 0
+
+
+def test_scheduled_run_with_broker(tmp_path, sshd_all, broker, keys, workers, signing_key):
+    """`run --broker`: the scheduled verb goes through the workers too (bundle, latest, index)."""
+    inv = write(tmp_path, sshd_all, {"internal": [keys["w-int"][1]], "dmz": [keys["w-dmz"][1]]})
+    root = str(tmp_path / "bundles")
+    assert main(["run", "--inventory", inv, "--bundles", root, "--key", signing_key, "--only", "host", "-q",
+                 "--broker", broker.url]) == 0
+    latest = os.path.join(root, "latest")
+    assert facts(latest, "web-1")["worker"]["hostname"] == "w-dmz"
+    line = open(os.path.join(root, "index.jsonl"), encoding="utf-8").read()
+    assert broker.password not in line
