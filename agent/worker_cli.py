@@ -44,6 +44,10 @@ def register(sub: Any) -> None:
     w.add_argument("--identity", metavar="FILE", help="SSH private key for targets (default: each host's "
                                                        "inventory key_file, read on this machine)")
     w.add_argument("--known-hosts", metavar="FILE", help="known_hosts for targets (default: the inventory's)")
+    w.add_argument("--scope", nargs="+", action="extend", metavar="CIDR",
+                   help="this worker's own bound: it refuses any task whose target lies outside these networks, "
+                        "whatever the task's scope says (recommended: anyone who can write to the broker can queue "
+                        "a task)")
     w.add_argument("--visibility-timeout", type=float, default=600.0,
                    help="seconds before a task held by a dead worker is handed out again (default: %(default)s)")
     w.add_argument("--ca-file", help="CA bundle for a rediss:// broker")
@@ -92,10 +96,19 @@ def cmd_worker(a: argparse.Namespace) -> int:
     except BrokerError as e:
         err(f"worker: {e}")
         return EXIT_BROKER
+    scope = None
+    if a.scope:
+        from common.scope import Scope
+
+        try:
+            scope = Scope.parse(a.scope)
+        except ValueError as e:
+            err(f"worker: --scope: {e}")
+            return EXIT_INVALID
     host = a.hostname or dw.hostname()
     log = Logger(json_lines=a.log_json)
     dw.CONTEXT = dw.WorkerContext(key=key, zones=tuple(a.zone), hostname=host, identity=a.identity,
-                                  known_hosts=a.known_hosts, logger=log)
+                                  known_hosts=a.known_hosts, logger=log, scope=scope)
     log.info("worker-start", f"serving zone(s) {', '.join(a.zone)} from {mask(url)} as {host} "
              f"(key {signing.fingerprint(key.public)})", worker=host, zone=",".join(a.zone))
     app = make_app(cfg)

@@ -359,3 +359,23 @@ def test_scheduled_run_with_broker(tmp_path, sshd_all, broker, keys, workers, si
     assert facts(latest, "web-1")["worker"]["hostname"] == "w-dmz"
     line = open(os.path.join(root, "index.jsonl"), encoding="utf-8").read()
     assert broker.password not in line
+
+
+def test_worker_scope_bounds_what_a_task_can_reach(tmp_path, sshd_all, broker, keys, workers, signing_key):
+    """A worker started with --scope refuses a target outside it even when the task's own scope allows it (anyone
+    with the broker password can queue a task)."""
+    extra = ("  - {name: s-in, address: 127.0.0.4, transport: ssh, zone: scoped, ssh: {port: %d}}\n"
+             "  - {name: s-out, address: 127.0.0.1, transport: ssh, zone: scoped, ssh: {port: %d}}"
+             % (sshd_all.port, sshd_all.port))
+    inv = write(tmp_path, sshd_all, {"internal": [keys["w-int"][1]], "dmz": [keys["w-dmz"][1]],
+                                     "scoped": [keys["w-int2"][1]]}, extra_hosts=extra)
+    w = Worker(["scoped"], broker.url, keys["w-int2"][0], "w-scoped", extra=["--scope", "127.0.0.4/32"]).start()
+    out = str(tmp_path / "b")
+    try:
+        assert scan(inv, out, signing_key, "--broker", broker.url) == 0
+    finally:
+        w.stop()
+    hosts = {h["name"]: h for h in results(out)["hosts"]}
+    assert hosts["s-in"]["collected"]
+    assert not hosts["s-out"]["collected"]
+    assert "outside this worker's --scope" in hosts["s-out"]["error"] and "w-scoped" in hosts["s-out"]["error"]

@@ -36,6 +36,16 @@ class WorkerContext:
     known_hosts: Optional[str] = None  # the worker's own known_hosts (overrides the inventory's)
     logger: Any = None  # agent.logjson.Logger
     max_deliveries: int = 2  # late acknowledgement redelivers a killed worker's task once; never a third time
+    scope: Any = None  # common.scope.Scope from --scope: the worker's own bound, whatever a task says
+
+    def bound(self, addr: str, what: str) -> None:
+        """Whoever can write to the broker can queue a task: with ``--scope`` a worker never touches a target
+        outside its own allow list, even when the task's scope would allow it."""
+        if self.scope is not None:
+            try:
+                self.scope.check_address(addr, what)
+            except Exception as e:
+                raise payload.PayloadError(f"outside this worker's --scope: {e}") from None
 
     def describe(self) -> dict[str, Any]:
         return {"hostname": self.hostname, "zones": list(self.zones), "fingerprint": signing.fingerprint(self.key.public),
@@ -129,7 +139,7 @@ def execute(task: Any, ctx: WorkerContext, task_id: str, attempt: int = 1) -> di
         elif task["kind"] == "host":
             body.update(_host(task, ctx))
         else:
-            body.update(_family(task))
+            body.update(_family(task, ctx))
     except payload.PayloadError as e:
         body["refused"] = f"task refused by the worker: {e}"
     except Exception as e:  # a bug must come back as a reason, not as a lost task
@@ -148,6 +158,9 @@ def _host(task: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     from ..run import ScanOptions, collect_host
 
     inv, host = payload.inventory_for(task)
+    ctx.bound(host.address, f"host {host.name}")
+    for j in inv.jump_hosts.values():
+        ctx.bound(j.address, f"jump host {j.name}")
     if ctx.identity:
         host.ssh = dataclasses.replace(host.ssh, key_file=ctx.identity)
     if ctx.known_hosts:
@@ -170,13 +183,25 @@ def _host(task: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     return {"record": rec, "evidence": cw.evidence_list}
 
 
-def _family(task: dict[str, Any]) -> dict[str, Any]:
+def _family(task: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     from ..netfamilies import REGISTRY, NetJob
 
     fam = REGISTRY.get(str(task.get("family")))
     if fam is None:
         raise payload.PayloadError(f"unknown network family {str(task.get('family'))[:40]!r}")
     job = NetJob.from_json(task["job"])
+    if ctx.scope is not None:
+        for n in job.networks:
+            try:
+                ctx.scope.check_network(str(n.get("cidr")), f"network {n.get('name')}")
+            except Exception as e:
+                raise payload.PayloadError(f"outside this worker's --scope: {e}") from None
+        for e in job.endpoints:
+            ctx.bound(str(e.get("host")), "tls endpoint")
+        from urllib.parse import urlsplit
+
+        for u in job.urls:
+            ctx.bound(str(urlsplit(u).hostname), "web URL")
     fact: Fact = fam.collect(job)
     evidence = []
     for ev in fact.evidence:
