@@ -300,8 +300,8 @@ networks:
 {networks}
 tls:
 {tls}
-nmap: {{ports: "21,23,80,443,3306", service_detection: false, host_timeout: "30s", overall_timeout: 120, timing: 4}}
-tls_options: {{network_timeout: 3, robot: false, ca_file: {ca}}}
+nmap: {{ports: "21,23,80,443,3306", service_detection: false, host_timeout: "90s", overall_timeout: 240, timing: 3}}
+tls_options: {{network_timeout: 15, robot: false, ca_file: {ca}}}
 workers:
 {workers}
 """
@@ -340,7 +340,13 @@ def test_network_families_over_vantages_equal_merged_single_runs(tmp_path, netla
     merged = str(tmp_path / "merged")
     assert main(["merge", *singles, "--out", merged, "--key", signing_key, "--pubkey", signing_key + ".pub"]) == 0
     a, b = verdicts(results(merged)), verdicts(results(dist))
-    assert a == b
+
+    def seen(bundle):  # what each run saw, for the failure message (a loaded machine can time a probe out)
+        f = json.load(open(os.path.join(bundle, "facts", "_network.json"), encoding="utf-8"))["facts"]
+        return {k: (v["status"], [(e.get("host"), e.get("port"), e.get("status"), e.get("reason"))
+                                  for e in (v.get("data") or {}).get("endpoints", []) or []]) for k, v in f.items()}
+
+    assert a == b, (seen(merged), seen(dist))
     net = json.load(open(os.path.join(dist, "facts", "_network.json"), encoding="utf-8"))
     assert net["vantages"] == ["dmz", "external", "internal"]
     eps = {(e["host"], e["port"]): e for e in net["facts"]["tls"]["data"]["endpoints"]}

@@ -10,6 +10,7 @@ an unknown key, and a broker lost mid-run (what arrived is kept, the bundle is s
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -255,7 +256,8 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
         inflight.pop(t.id, None)
         send(t)
 
-    last_live = 0.0
+    live = _Liveness(app)
+    seen_round = 0
     served: set[str] = set()
     no_worker_since: dict[str, float] = {}
     lost_since: Optional[float] = None
@@ -269,9 +271,9 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
             try:
                 ids = list(inflight)
                 raws = client.mget([app.backend.get_key_for_task(i) for i in ids]) if ids else []
-                if now - last_live >= LIVENESS_EVERY:
-                    served, nodes = _zones_served(app)
-                    last_live = time.monotonic()
+                rnd, served, nodes = live.snapshot()
+                if rnd > seen_round:  # a new liveness broadcast came back
+                    seen_round = rnd
                     for t in list(inflight.values()):
                         if t.started is None or not t.node:
                             continue
@@ -334,12 +336,14 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
             if not progressed:
                 time.sleep(POLL)
     except BaseException:
+        live.close()
         _revoke(app, list(inflight))
         try:
             client.delete(run_key)
         except Exception:
             pass
         raise
+    live.close()
     try:
         client.delete(run_key)  # tasks still queued for this run are refused by any worker from now on
     except Exception:
@@ -380,6 +384,37 @@ def _version() -> str:
 
 def _family_task(name: str, zone: str, job: NetJob) -> Task:
     return Task(str(uuid.uuid4()), "family", zone, name, REGISTRY[name].deadline(job), job=job, family=name)
+
+
+class _Liveness:
+    """Which zones have a live worker and which workers are alive, refreshed in the background every few seconds:
+    the broadcast waits a second for replies, and the result loop must not wait with it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._state: tuple[int, set[str], set[str]] = (0, set(), set())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ea-liveness", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                served, nodes = _zones_served(self.app)
+                with self._lock:
+                    self._state = (self._state[0] + 1, served, nodes)
+            except Exception:  # the broker is gone: the result loop notices it and decides
+                pass
+            self._stop.wait(LIVENESS_EVERY)
+
+    def snapshot(self) -> tuple[int, set[str], set[str]]:
+        with self._lock:
+            return self._state
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(3)
 
 
 def _zones_served(app: Any) -> tuple[set[str], set[str]]:
