@@ -259,7 +259,7 @@ def test_broker_lost_mid_run(tmp_path, sshd_all, keys, signing_key, capsys):
     with Redis() as r:
         extra = "  - {name: slow-1, address: 127.0.0.1, transport: ssh, zone: slow, ssh: {port: %d}}" % hang.port
         inv = write(tmp_path, sshd_all, {"internal": [keys["w-int"][1]], "dmz": [keys["w-dmz"][1]],
-                                         "slow": [keys["w-dmz"][1]]}, extra_hosts=extra, host_timeout=30)
+                                         "slow": [keys["w-dmz"][1]]}, extra_hosts=extra, host_timeout=120)
         ws = [Worker(["internal"], r.url, keys["w-int"][0], "w-int-x", concurrency=4),
               Worker(["dmz", "slow"], r.url, keys["w-dmz"][0], "w-dmz-x", concurrency=4)]
         for w in ws:
@@ -273,6 +273,7 @@ def test_broker_lost_mid_run(tmp_path, sshd_all, keys, signing_key, capsys):
             while time.monotonic() < end and not (os.path.exists(os.path.join(out, "facts", "app-1.json")) and
                                                   os.path.exists(os.path.join(out, "facts", "web-1.json"))):
                 time.sleep(0.2)
+            assert not os.path.exists(os.path.join(out, "facts", "slow-1.json"))  # still in flight
             r.kill()
             th.join(90)
             assert not th.is_alive()

@@ -11,7 +11,7 @@ import os
 import re
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 QUEUE_PREFIX = "ea.zone."
 TASK_NAME = "evidence_agent.collect"
@@ -37,7 +37,8 @@ class BrokerConfig:
     visibility_timeout: float = 600.0  # seconds before an unacknowledged task of a dead worker is redelivered
 
     @classmethod
-    def resolve(cls, given: Optional[str], inv_broker: Any, env: Optional[dict[str, str]] = None) -> Optional["BrokerConfig"]:
+    def resolve(cls, given: Optional[str], inv_broker: Any,
+                env: Optional[Mapping[str, str]] = None) -> Optional["BrokerConfig"]:
         """``--broker URL`` wins, else the inventory's ``broker.url_env`` variable, else EVIDENCE_AGENT_BROKER
         when the inventory has a ``broker:`` section. None: single-process mode."""
         env = os.environ if env is None else env

@@ -163,8 +163,11 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
     client.set(run_key, "open", ex=7 * 86400)
 
     def send(t: Task) -> None:
-        body = payload.host_task(run_id, inv, t.host, t.zone) if t.kind == "host" else payload.family_task(
-            run_id, t.family or "", t.job, t.zone)  # type: ignore[arg-type]
+        if t.host is not None:
+            body = payload.host_task(run_id, inv, t.host, t.zone)
+        else:
+            assert t.job is not None and t.family is not None
+            body = payload.family_task(run_id, t.family, t.job, t.zone)
         app.send_task(TASK_NAME, args=[payload.encode(body)], queue=queue(t.zone), task_id=t.id)
         t.sent = time.monotonic()
         inflight[t.id] = t
@@ -207,9 +210,9 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
         """A finished scan releases its vantage's TLS and web families (over what it found open)."""
         if t.family != "network_scan" or t.job is None:
             return
-        scanned = bool(fact) and fact.get("status") in ("collected", "partial")  # type: ignore[union-attr]
-        if scanned:
-            follow_scan(t.job, fact)  # type: ignore[arg-type]
+        scanned = fact is not None and fact.get("status") in ("collected", "partial")
+        if fact is not None and scanned:
+            follow_scan(t.job, fact)
         todo = wanted(t.job, opts.only)
         for n in ("tls", "web"):
             if REGISTRY[n].only in opts.only and (todo[n] or scanned):
@@ -293,9 +296,10 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                 waiting.clear()
                 break
             for tid, raw in zip(ids, raws):
-                t = inflight.get(tid)
-                if t is None or raw is None:
+                got = inflight.get(tid)
+                if got is None or raw is None:
                     continue
+                t = got
                 meta = app.backend.decode_result(raw)
                 status = meta.get("status")
                 if status == "STARTED":
@@ -471,8 +475,8 @@ def _host_arrived(writer: BundleWriter, t: Task, body: dict[str, Any], who: dict
     placeholders = {f"@{i}": f for i, f in enumerate(files)}
     evidence = {str(p): [placeholders[x] for x in fs] for p, fs in rec["evidence"].items()}
     facts = {str(k): v for k, v in rec["facts"].items() if isinstance(v, dict)}
-    transport = rec.get("transport") if isinstance(rec.get("transport"), dict) else {"kind": t.host.transport}
-    transport = {**transport, "worker": who}
+    sent = rec.get("transport")
+    transport: dict[str, Any] = {**(sent if isinstance(sent, dict) else {"kind": t.host.transport}), "worker": who}
     record = {k: v for k, v in rec.items() if k in ("uid", "privilege", "warning", "connected", "duration_seconds")}
     # the host's identity is the controller's (the inventory), never what a worker says it is
     record = {"host": _host_meta(t.host), "collected": bool(rec.get("collected")),
@@ -487,10 +491,11 @@ def _host_failed(writer: BundleWriter, t: Task, reason: str) -> HostInput:
     assert t.host is not None
     transport = {"kind": t.host.transport, "worker": {"zone": t.zone, "task_id": t.id,
                                                       **({"taken_by": t.worker} if t.worker else {})}}
-    record = {"host": _host_meta(t.host), "collected": False, "error": reason, "transport": transport,
+    meta = _host_meta(t.host)
+    record = {"host": meta, "collected": False, "error": reason, "transport": transport,
               "duration_seconds": round(time.monotonic() - t.sent, 3) if t.sent else 0.0, "facts": {}, "evidence": {}}
     rel = writer.write_json(f"facts/{safe_component(t.name)}.json", record)
-    return HostInput(meta=record["host"], collected=False, error=reason, facts=None, evidence={},
+    return HostInput(meta=meta, collected=False, error=reason, facts=None, evidence={},
                      session=transport, facts_file=writer.path(rel))
 
 
@@ -510,12 +515,12 @@ def _network_facts(st: _State, writer: BundleWriter, inv: Inventory) -> tuple[di
         return {}, {}
     if len(st.parts) == 1:
         (vantage, facts), = st.parts.items()
-        evidence = st.evidence.get(vantage, {})
+        evidence: dict[str, list[str]] = st.evidence.get(vantage, {})
         writer.write_json("facts/_network.json", {"vantage": vantage, "scope": inv.scope.to_json(),
                                                   "facts": facts, "evidence": evidence})
         return facts, evidence
     facts = combine_network(sorted(st.parts.items()))
-    evidence: dict[str, list[str]] = {}
+    evidence = {}
     for v in sorted(st.evidence):
         for fam, files in st.evidence[v].items():
             evidence.setdefault(fam, []).extend(files)

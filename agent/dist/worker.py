@@ -196,8 +196,8 @@ def _family(task: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
                 ctx.scope.check_network(str(n.get("cidr")), f"network {n.get('name')}")
             except Exception as e:
                 raise payload.PayloadError(f"outside this worker's --scope: {e}") from None
-        for e in job.endpoints:
-            ctx.bound(str(e.get("host")), "tls endpoint")
+        for ep in job.endpoints:
+            ctx.bound(str(ep.get("host")), "tls endpoint")
         from urllib.parse import urlsplit
 
         for u in job.urls:
