@@ -72,6 +72,9 @@ def cmd_keygen(a: argparse.Namespace) -> int:
         _err(f"cannot write {a.out}: {e.strerror}")
         return EXIT_OUTPUT
     print(f"private key: {a.out} (mode 0600)\npublic key:  {a.out}.pub\nfingerprint: {signing.fingerprint(kp.public)}")
+    if a.worker:  # what the controller's inventory needs to accept this worker's results
+        print(f"inventory:   workers: {{{a.worker}: [\"{signing.pub_line(kp.public, 'evidence-agent-worker')}\"]}}")
+        return EXIT_OK
     print(f"allowed_signers line: {signing.SIGNER_ID} namespaces=\"{signing.NAMESPACE}\" "
           f"{signing.pub_line(kp.public, '')}")
     return EXIT_OK
@@ -331,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keygen", help="create an Ed25519 signing key pair (OpenSSH format)")
     k.add_argument("--out", required=True, help="private key path; the public key is written to OUT.pub")
     k.add_argument("--force", action="store_true", help="overwrite an existing key")
+    k.add_argument("--worker", metavar="ZONE", help="a collection worker's key (distributed mode): also print the "
+                                                    "inventory line that accepts it for ZONE")
     k.set_defaults(func=cmd_keygen)
     from . import fleet_cli; fleet_cli.register(sub)  # noqa: E702 (run, history, schedule)
     from . import worker_cli; worker_cli.register(sub)  # noqa: E702 (distributed mode: worker)

@@ -147,3 +147,12 @@ def test_broker_url_comes_from_the_environment(tmp_path):
     assert mask(cfg.url) == "redis://***@127.0.0.1:1/0"
     with pytest.raises(ConfigError, match="url_env"):
         _inv(tmp_path, "broker: {url_env: \"redis://:pw@h/0\"}", "y.yml")
+
+
+def test_keygen_worker_prints_the_inventory_line(tmp_path, capsys):
+    from agent.cli import main
+
+    assert main(["keygen", "--out", str(tmp_path / "wk"), "--worker", "dmz"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("inventory:"))
+    inv = _inv(tmp_path, line.split("inventory:", 1)[1].strip())
+    assert len(inv.workers["dmz"]) == 1 and inv.workers["dmz"][0].startswith("ssh-ed25519 ")
