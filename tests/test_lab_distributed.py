@@ -207,7 +207,9 @@ def test_distributed_verdicts_equal_merged_single_process_runs(runs):
     assert f["status"] == "not_implemented" and f"{FRONT_PUBLIC}:22" in f["detail"]["en"], f
 
 
-VOLATILE = {"started", "finished", "nmap_seconds", "collected_at", "duration_seconds", "worker", "elapsed_seconds"}
+#: what differs between any two runs: times (a host's clock and uptime too) and who collected it
+VOLATILE = {"started", "finished", "nmap_seconds", "collected_at", "duration_seconds", "worker", "elapsed_seconds",
+            "now", "uptime_seconds"}
 
 
 RANDOM_404 = re.compile(r"/ea-[0-9a-f]+-404")  # the web probe's not-found path is random per run
@@ -238,6 +240,19 @@ def test_network_facts_equal_merged_single_process_runs(runs):
             diff = {f: (x.get(f), y.get(f)) for f in set(x) | set(y) if x.get(f) != y.get(f)}
             assert not diff, (fam, k(x), json.dumps(diff, ensure_ascii=False)[:3000])
     assert len(a["network_scan"]["data"]["scans"]) == 4 and len(a["tls"]["data"]["endpoints"]) == 2
+
+
+def test_host_facts_equal_single_process_runs(runs):
+    """A worker collects a host as the single-process run does: the same facts, times aside."""
+    for zone, names in HOSTS.items():
+        for name in names:
+            a = load(runs[zone], f"facts/{name}.json")
+            b = load(runs["dist"], f"facts/{name}.json")
+            assert a["collected"] and b["collected"], (name, a["error"], b["error"])
+            assert set(a["facts"]) == set(b["facts"]) and len(a["facts"]) > 10, name
+            for fact in a["facts"]:
+                assert _stable(a["facts"][fact]) == _stable(b["facts"][fact]), (name, fact)
+            assert {k: len(v) for k, v in a["evidence"].items()} == {k: len(v) for k, v in b["evidence"].items()}
 
 
 def test_each_host_was_collected_by_its_zones_worker(runs, cluster):
