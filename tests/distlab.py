@@ -152,7 +152,7 @@ class Worker:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until the worker answers a broadcast for its queue (it consumes from then on)."""
-        import redis as _r  # noqa: F401 - fail early when the client is missing
+        __import__("redis")  # fail early when the client is missing
 
         from agent.dist.broker import BrokerConfig, make_app, queue
 

@@ -584,13 +584,20 @@ class Lab:
     """
 
     def __init__(self, specs: Optional[list[HostSpec]] = None, scanner_addresses: Sequence[str] = (),
-                 external_scanner: Optional[str] = None) -> None:
+                 external_scanner: Optional[str] = None,
+                 more_scanners: Optional[dict[str, Sequence[str]]] = None) -> None:
         """``scanner_addresses``: more "addr/prefix" on the scanner's interface; ``external_scanner``: "addr/prefix"
         of a second scanner namespace (:data:`EXT_SCANNER_NS`, the "external" vantage) on the same bridge. Both
-        are meant for documentation ranges (203.0.113.0/24, 198.51.100.0/24), configured only inside the lab."""
+        are meant for documentation ranges (203.0.113.0/24, 198.51.100.0/24), configured only inside the lab.
+        ``more_scanners``: further namespaces on the bridge, name (``ea-lab-…``) → ["addr/prefix", …] (e.g. one
+        per zone worker and one for a broker, tests/test_lab_distributed.py)."""
         self.specs = specs if specs is not None else default_specs()
         self.scanner_addresses = tuple(scanner_addresses)
         self.external_scanner = external_scanner
+        self.more_scanners = {ns: tuple(a) for ns, a in (more_scanners or {}).items()}
+        bad = [ns for ns in self.more_scanners if not ns.startswith(PREFIX) or ns in (SCANNER_NS, EXT_SCANNER_NS)]
+        if bad:
+            raise LabError(f"a lab namespace is named {PREFIX}… and is not a built-in one: {bad[0]!r}")
         self.dir = ""
         self.hosts: dict[str, LabHost] = {}
         self.namespaces: list[str] = []
@@ -759,6 +766,7 @@ class Lab:
         ports = [(SCANNER_NS, "v-scanner", [f"{SCANNER_IP}/{PREFIX_LEN}", *self.scanner_addresses])]
         if self.external_scanner:
             ports.append((EXT_SCANNER_NS, "v-ext", [self.external_scanner]))
+        ports += [(ns, f"v-s{i}", list(a)) for i, (ns, a) in enumerate(self.more_scanners.items())]
         ports += [(h.ns, h.veth, [f"{h.ip}/{PREFIX_LEN}", *h.spec.extra_addresses]) for h in self.hosts.values()]
         for ns, veth, addrs in ports:
             add_ns(ns)
@@ -821,8 +829,8 @@ class Lab:
     def run_in_scanner(self, argv: Sequence[str], check: bool = False, timeout: float = 120, ns: str = SCANNER_NS,
                        **kw: Any) -> subprocess.CompletedProcess:
         """Run a command inside a scanner namespace (on the lab bridge, nothing else reachable); ``ns``:
-        :data:`SCANNER_NS` or :data:`EXT_SCANNER_NS`."""
-        if ns not in (SCANNER_NS, EXT_SCANNER_NS):
+        :data:`SCANNER_NS`, :data:`EXT_SCANNER_NS` or one of ``more_scanners``."""
+        if ns not in (SCANNER_NS, EXT_SCANNER_NS, *self.more_scanners):
             raise LabError(f"not a lab scanner namespace: {ns}")
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
