@@ -71,7 +71,7 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("ubuntu2204", "listening", "exposed_tcp_ports", [22, 80, 443]),
     ("ubuntu2204", "listening", "sockets[?port==`3306`].process | [0]", "mysqld"),
     ("ubuntu2204", "listening", "sockets[?port==`53` && proto=='tcp'].interface | [0]", "lo"),
-    ("ubuntu2204", "listening", "insecure[].service", ["snmp"]),
+    ("ubuntu2204", "listening", "matching_services(sockets, params.insecure_services)[].service", ["snmp"]),
     ("ubuntu2204", "listening", "snmp.default_community", True),
     ("ubuntu2204", "listening", "web_role", True),
     ("ubuntu2204", "listening", "db_on_web_host", True),
@@ -93,7 +93,7 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("ubuntu2204", "remote_admin", "contains(ssh.mfa_methods, 'pam_google_authenticator.so')", True),
     ("ubuntu2204", "remote_admin", "matching(ssh.macs, params.weak_macs)", []),
     ("ubuntu2204", "remote_admin", "ssh.allow_groups", ["sshusers"]),
-    ("ubuntu2204", "remote_admin", "insecure_services", []),
+    ("ubuntu2204", "remote_admin", "services[?service != 'ssh' && (running || listening || enabled || via_inetd)].service", []),
     ("ubuntu2204", "accounts", "@status", COLLECTED),
     ("ubuntu2204", "accounts", "uid0_non_root", ["svcadmin"]),
     ("ubuntu2204", "accounts", "empty_password", ["test"]),
@@ -191,10 +191,10 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("debian11", "patch", "reboot_signals.flag_file", None),  # nothing writes the flag on this host
     ("debian11", "listening", "tool", "netstat"),
     ("debian11", "listening", "sockets[?port==`23`].process | [0]", "inetd"),
-    ("debian11", "listening", "insecure[].service", ["telnet"]),
+    ("debian11", "listening", "matching_services(sockets, params.insecure_services)[].service", ["telnet"]),
     ("debian11", "listening", "inetd_services[].service", ["telnet"]),
     ("debian11", "listening", "db_on_web_host", False),
-    ("debian11", "remote_admin", "insecure_services", ["telnet"]),
+    ("debian11", "remote_admin", "services[?service != 'ssh' && (running || listening || enabled || via_inetd)].service", ["telnet"]),
     ("debian11", "remote_admin", "services[?service=='telnet'].via_inetd | [0]", True),
     ("debian11", "firewall", "active", False),
     ("debian11", "firewall", "nftables.input_chains[0].policy", "accept"),
@@ -231,7 +231,7 @@ EXPECTED: list[tuple[str, str, str, object]] = [
     ("rhel9", "antivirus", "products[0].realtime", True),
     ("rhel9", "antivirus", "products[0].scheduled_scan", None),  # managed from the vendor console
     ("rhel9", "listening", "sockets[?port==`443`].family | [0]", "any"),
-    ("rhel9", "listening", "insecure[].service", ["rpcbind", "rpcbind"]),
+    ("rhel9", "listening", "matching_services(sockets, params.insecure_services)[].service", ["rpcbind", "rpcbind"]),
     ("rhel9", "listening", "databases[0].engine", "postgresql"),
     ("rhel9", "listening", "databases[0].loopback", False),
     ("rhel9", "listening", "db_on_web_host", True),
@@ -462,7 +462,8 @@ def facts() -> dict:
     return get  # type: ignore[return-value]
 
 
-SSH_RULE_PARAMS = next(r for r in load_profile("fsi-openapi-2018").rules if r.id == "ssh-algorithms").params
+#: every built-in rule's parameter defaults (names are unique, or equal where two rules share one)
+RULE_PARAMS = {k: v for r in load_profile("fsi-openapi-2018").rules for k, v in r.params.items()}
 
 
 @pytest.mark.parametrize(
@@ -473,8 +474,9 @@ def test_expected(facts, distro, probe, expr, expected):
     if expr == "@status":
         assert fact.status.value == expected, fact.reason
         return
-    # weak SSH algorithms are the ssh-algorithms rule's params, applied here to each distribution's real output
-    got = evaluate(bind_params(expr, SSH_RULE_PARAMS), fact.data) if "params." in expr else jmespath.search(expr, fact.data)
+    # what is weak or insecure is the rules' params (ssh-algorithms, no-insecure-services), applied here to each
+    # distribution's real output
+    got = evaluate(bind_params(expr, RULE_PARAMS), fact.data) if "params." in expr else jmespath.search(expr, fact.data)
     assert got == expected, f"{distro} {probe} {expr}: {got!r} (status {fact.status.value}: {fact.reason})"
 
 

@@ -7,8 +7,10 @@ come from ``ss``, else ``netstat``, else ``/proc/net/{tcp,udp}[6]``; process nam
 of other users' sockets need root, and the fact says so when they are missing.
 With the local transport the sockets come from psutil instead (same schema).
 
-Classification tables: ``probes/data/services.yaml`` (insecure services, database
-engines, web servers).
+Recognition tables: ``probes/data/services.yaml`` (database engines, web servers).
+Which services are insecure is not decided here: the rules ``no-insecure-services``
+(14.3.1) and ``admin-encrypted-channels`` (13.1.1) hold that list as their
+``insecure_services`` parameter and match it against ``sockets``.
 
 Fact schema (``data``)::
 
@@ -21,8 +23,6 @@ Fact schema (``data``)::
     udp_ports: [int]
     exposed_tcp_ports: [int]           # bound beyond loopback
     exposed_udp_ports: [int]
-    insecure: [{service, proto, port: int|null, address, process, loopback: bool, reason,
-                matched_by: "port"|"process"}]
     inetd_services: [{service, source, enabled: bool}]   # enabled entries of inetd.conf / xinetd.d
     snmp: {configured: bool, default_community: bool|null, directives: [str]} | null
     databases: [{engine, port, address, process, loopback, matched_by: "process"|"port"}]
@@ -227,32 +227,13 @@ def parse_snmp(text: str) -> Optional[dict[str, Any]]:
 
 
 def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
-    """Port lists and classifications computed from the sockets (shared with the psutil hook)."""
+    """Port lists, database engines and web servers recognised from the sockets (shared with the psutil hook)."""
 
     def ports(proto: str, exposed: bool = False) -> list[int]:
         return sorted(
             {s["port"] for s in sockets if s["proto"] == proto and (not exposed or not s["loopback"])}
         )
 
-    insecure = []
-    for s in sockets:
-        for row in _TABLE["insecure"]:
-            by_port = s["port"] in row["ports"] and row["proto"] in (s["proto"], "any")
-            by_proc = bool(s["process"]) and s["process"][:15] in {p[:15] for p in row["processes"]}
-            if by_port or by_proc:
-                insecure.append(
-                    {
-                        "service": row["service"],
-                        "proto": s["proto"],
-                        "port": s["port"],
-                        "address": s["address"],
-                        "process": s["process"],
-                        "loopback": s["loopback"],
-                        "reason": row["reason"],
-                        "matched_by": "process" if by_proc else "port",
-                    }
-                )
-                break
     dbs, webs = [], []
     for s in sockets:
         for row in _TABLE["databases"]:
@@ -299,7 +280,6 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
         "udp_ports": ports("udp"),
         "exposed_tcp_ports": ports("tcp", True),
         "exposed_udp_ports": ports("udp", True),
-        "insecure": insecure,
         "databases": dbs,
         "web_servers": webs,
         "web_role": web_role,
@@ -408,7 +388,7 @@ PROBE = HostProbe(
     items=("14.3.1", "14.4.1", "14.5.1"),
     commands=COMMANDS,
     parse=parse,
-    description_ko="열린 포트 및 서비스(TCP/UDP 수신 소켓, 취약 서비스, 웹서버의 DB 동거 여부)",
-    description_en="Listening services (TCP/UDP sockets, insecure services, databases on web hosts)",
+    description_ko="열린 포트 및 서비스(TCP/UDP 수신 소켓과 프로세스, inetd·SNMP 설정, 웹서버의 DB 동거 여부)",
+    description_en="Listening services (TCP/UDP sockets and processes, inetd, SNMP, databases on web hosts)",
     local=local,
 )

@@ -33,7 +33,9 @@ Fact schema (``data``)::
     services: [{service: "ssh"|"telnet"|"rlogin"|"rsh"|"rexec"|"vnc"|"xrdp", installed: bool|null,
                 running: bool|null, enabled: bool|null, listening: bool|null, ports: [int],
                 via_inetd: bool|null}]
-    insecure_services: [str]   # telnet/rlogin/rsh/rexec/vnc/xrdp that run, listen or are enabled
+
+Which of these services are cleartext is the admin-encrypted-channels rule's
+``cleartext_admin_services`` parameter, not the probe's judgement.
 """
 
 from __future__ import annotations
@@ -369,14 +371,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             "sshd -T not available (needs privilege?): settings read from the config files; not set "
             "there (OpenSSH default applies, unknown here): " + ", ".join(ssh["unset_keys"])
         )
-    insecure = sorted(
-        {
-            r["service"]
-            for r in rows
-            if r["service"] != "ssh" and (r["running"] or r["listening"] or r["enabled"] or r["via_inetd"])
-        }
-    )
-    data = {"ssh": ssh, "services": rows, "insecure_services": insecure}
+    data = {"ssh": ssh, "services": rows}
     return fact_with_problems("remote_admin", data, problems)
 
 
