@@ -152,12 +152,19 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         return not_collected("session_timeout", "a shell profile file is not readable (needs privilege)")
     assigns = parse_tmout(tm.output)
     eff = effective_tmout(assigns)
+    problems: list[str] = []
     lg = outputs.get("logind_idle")
-    logind = parse_logind(lg.output) if lg is not None and lg.complete else None
+    lprob = section_problem(lg)
+    logind = parse_logind(lg.output) if lg is not None and not lprob else None
+    if lprob:  # logind may enforce a shorter timeout than TMOUT: the idle timeout below is then an upper bound
+        problems.append(f"logind.conf not read: {lprob}")
     tmout_val = eff["value"] if eff and eff["value"] and eff["value"] > 0 else None
     cands = [(v, s) for v, s in ((tmout_val, "TMOUT"), (logind, "logind")) if v]
     idle, src = min(cands) if cands else (None, None)
     settings, source, sprob = sshd.effective(outputs)
+    tprob = section_problem(outputs.get("sshd_T"))
+    if settings is not None and source == "config" and tprob:
+        problems.append(f"sshd -T: {tprob}; ClientAlive* read from the config files")
     sshd_data = None
     if settings is not None:
         sshd_data = {
@@ -174,8 +181,10 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "sshd": sshd_data,
         "sshd_problem": sprob,
     }
-    status = FactStatus.COLLECTED if sshd_data is not None else FactStatus.PARTIAL
-    return Fact("session_timeout", status, data, reason=sprob if sshd_data is None else None)
+    if sshd_data is None and sprob:
+        problems.append(sprob)
+    status = FactStatus.PARTIAL if problems or sshd_data is None else FactStatus.COLLECTED
+    return Fact("session_timeout", status, data, reason="; ".join(problems) or None)
 
 
 PROBE = HostProbe(
