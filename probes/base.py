@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union, overload
 
 #: Per-command output cap (bytes). Target output is untrusted: anything longer is cut
 #: and the section is marked truncated.
@@ -102,6 +102,36 @@ class CommandSpec:
     timeout: float = 20.0
     privileged: bool = False
     may_hang: bool = True
+
+
+class LazyCommands(Sequence[CommandSpec]):
+    """A probe's commands, built on first use. Why: some scripts are made from a data table
+    (``probes/data/*.yaml``), and importing a probe module must not read files; the commands are the same
+    whenever they are built (a pure function of the shipped tables)."""
+
+    def __init__(self, build: Callable[[], Sequence[CommandSpec]]) -> None:
+        self._build = build
+        self._built: Optional[tuple[CommandSpec, ...]] = None
+
+    def _commands(self) -> tuple[CommandSpec, ...]:
+        if self._built is None:
+            self._built = tuple(self._build())
+        return self._built
+
+    @overload
+    def __getitem__(self, i: int) -> CommandSpec: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[CommandSpec]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[CommandSpec, Sequence[CommandSpec]]:
+        return self._commands()[i]
+
+    def __len__(self) -> int:
+        return len(self._commands())
+
+    def __repr__(self) -> str:
+        return f"LazyCommands({[c.name for c in self._commands()]})"
 
 
 @dataclass

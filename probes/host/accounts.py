@@ -76,7 +76,11 @@ from .common import (
     usable,
 )
 
-_TABLE = load_data("accounts.yaml")
+
+
+def _table() -> Any:
+    """probes/data/accounts.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("accounts.yaml")
 
 PASSWD = CommandSpec(
     "passwd",
@@ -274,9 +278,9 @@ def parse_sudoers(text: str) -> Optional[list[dict[str, Any]]]:
 
 def is_generic(name: str) -> bool:
     n = name.lower()
-    if n in _TABLE["generic_names"]:
+    if n in _table()["generic_names"]:
         return True
-    return any(re.fullmatch(re.escape(p) + r"\d+", n) for p in _TABLE["generic_prefixes"])
+    return any(re.fullmatch(re.escape(p) + r"\d+", n) for p in _table()["generic_prefixes"])
 
 
 def _pw_expired(
@@ -348,7 +352,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     sudo_users = {e["principal"] for e in sudoers or [] if not e["principal"].startswith("%")}
     sudo_groups = {e["principal"][1:] for e in sudoers or [] if e["principal"].startswith("%")}
     # sudo/wheel always; other groups (Ubuntu's "admin") only when sudoers grants them rights
-    admin_names = list(_TABLE["admin_groups"]) + sorted(sudo_groups - set(_TABLE["admin_groups"]))
+    admin_names = list(_table()["admin_groups"]) + sorted(sudo_groups - set(_table()["admin_groups"]))
     admin_groups = {g: groups[g]["members"] for g in admin_names if g in groups}
     gid_admin = {groups[g]["gid"] for g in admin_groups}
 

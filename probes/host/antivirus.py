@@ -33,7 +33,7 @@ import shlex
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import CommandSpec, Fact, HostProbe, LazyCommands, RawOutput, fact_with_problems, not_collected
 from .common import (
     NOW,
     PROCESSES,
@@ -50,14 +50,17 @@ from .common import (
     usable,
 )
 
-_TABLE = load_data("antivirus.yaml")
-_PRODUCTS: list[dict[str, Any]] = _TABLE["products"]
+
+
+def _products() -> list[dict[str, Any]]:
+    """probes/data/antivirus.yaml's products, read on first use (load_data caches it), never at import."""
+    return load_data("antivirus.yaml")["products"]
 
 
 def _files_script() -> str:
     paths: list[str] = []
     sigs: list[str] = []
-    for p in _PRODUCTS:
+    for p in _products():
         paths += [x for x in p.get("paths", []) if x not in paths]
         sigs += [x for x in p.get("signature_files", []) if x not in sigs]
     q = " ".join(shlex.quote(x) for x in paths)
@@ -77,7 +80,7 @@ def _files_script() -> str:
 
 
 def _sched_script() -> str:
-    words = sorted({w for p in _PRODUCTS for w in p.get("scan_commands", [])})
+    words = sorted({w for p in _products() for w in p.get("scan_commands", [])})
     pat = shlex.quote("|".join(re.escape(w) for w in words))
     return (
         'echo "uid=${_ea_uid:-$(id -u)}"; set --; '
@@ -94,10 +97,18 @@ def _sched_script() -> str:
     )
 
 
-AV_FILES = CommandSpec("av_files", _files_script(), timeout=20, may_hang=False)
-AV_SCHEDULE = CommandSpec("av_schedule", _sched_script(), timeout=15, privileged=True, may_hang=False)
+def _commands() -> tuple[CommandSpec, ...]:
+    """Built from the products table on first use (see LazyCommands)."""
+    return (
+        CommandSpec("av_files", _files_script(), timeout=20, may_hang=False),
+        CommandSpec("av_schedule", _sched_script(), timeout=15, privileged=True, may_hang=False),
+        PROCESSES,
+        SERVICES,
+        NOW,
+    )
 
-COMMANDS = (AV_FILES, AV_SCHEDULE, PROCESSES, SERVICES, NOW)
+
+COMMANDS = LazyCommands(_commands)
 
 _CLAM_HDR = re.compile(r"ClamAV-VDB:\s*(\d{1,2} \w{3} \d{4} \d\d:\d\d [+-]\d{4})")
 
@@ -176,7 +187,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         problems.append("target clock not read: signature ages not computed")
 
     found = []
-    for p in _PRODUCTS:
+    for p in _products():
         matched = [f"path {x}" for x in p.get("paths", []) if x in files["paths"]]
         is_running = running(procs, p.get("processes", []))
         if is_running:

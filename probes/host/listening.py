@@ -41,7 +41,11 @@ from typing import Any, Mapping, Optional
 from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, fact_with_problems, not_collected
 from .common import INETD, LISTEN, load_data, split_files, split_parts, uid_of, usable
 
-_TABLE = load_data("services.yaml")
+
+
+def _table() -> Any:
+    """probes/data/services.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("services.yaml")
 
 SNMP_CONF = CommandSpec(
     "snmp_conf",
@@ -236,7 +240,7 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
 
     dbs, webs = [], []
     for s in sockets:
-        for row in _TABLE["databases"]:
+        for row in _table()["databases"]:
             by_proc = bool(s["process"]) and s["process"][:15] in {p[:15] for p in row["processes"]}
             if by_proc or s["port"] in row["ports"]:
                 dbs.append(
@@ -252,7 +256,7 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
                 break
         if s["proto"] != "tcp":
             continue
-        for row in _TABLE["web"]:
+        for row in _table()["web"]:
             procs = {p[:15] for p in row["processes"]}
             if procs:  # a named server is recognised by its process (and tomcat's java by its port too)
                 hit = (

@@ -43,10 +43,14 @@ import shlex
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput
+from ..base import CommandSpec, Fact, FactStatus, HostProbe, LazyCommands, RawOutput
 from .common import NOW, days_since, iso, load_data, now_of, split_parts, tz_of, usable
 
-_KEY = load_data("key_packages.yaml")
+
+
+def _key() -> Any:
+    """probes/data/key_packages.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("key_packages.yaml")
 
 
 def _glob_ere(glob: str) -> str:
@@ -139,34 +143,40 @@ PKG_HISTORY = CommandSpec(
     may_hang=False,
 )
 
-#: key packages' ``ii  name version`` lines, as ``dpkg-query -W`` with the key_packages.yaml globs gives them
-_VERSIONS_AWK = (
-    "BEGIN { RS = \"\"; FS = \"\\n\" } { p = s = v = \"\"; for (i = 1; i <= NF; i++) { "
-    "if ($i ~ /^Package: /) p = substr($i, 10); else if ($i ~ /^Status: /) s = substr($i, 9); "
-    "else if ($i ~ /^Version: /) v = substr($i, 10) } "
-    "if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _KEY["deb"])
-    + ")$/) print \"ii  \" p \" \" v }"
-)
+def _versions_awk() -> str:
+    """Key packages' ``ii  name version`` lines, as ``dpkg-query -W`` with the key_packages.yaml globs gives them."""
+    return (
+        "BEGIN { RS = \"\"; FS = \"\\n\" } { p = s = v = \"\"; for (i = 1; i <= NF; i++) { "
+        "if ($i ~ /^Package: /) p = substr($i, 10); else if ($i ~ /^Status: /) s = substr($i, 9); "
+        "else if ($i ~ /^Version: /) v = substr($i, 10) } "
+        "if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _key()["deb"])
+        + ")$/) print \"ii  \" p \" \" v }"
+    )
 
-PKG_VERSIONS = CommandSpec(
-    "pkg_versions",
-    # dpkg's database read by one awk (dpkg-query costs twice as much); same ``ii  name version`` lines
-    "if command -v dpkg-query >/dev/null 2>&1; then echo '### dpkg'; "
-    "if [ -r /var/lib/dpkg/status ]; then awk " + shlex.quote(_VERSIONS_AWK) + " /var/lib/dpkg/status; "
-    "else dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
-    + " ".join(shlex.quote(n) for n in _KEY["deb"])
-    + " 2>/dev/null | grep '^ii'; fi; fi; "
-    "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
-    "echo '### rpm'; "
-    "$_ea_g rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' "
-    + " ".join(shlex.quote(n) for n in _KEY["rpm"])
-    + " 2>&1 | sort; fi; "
-    "if command -v apk >/dev/null 2>&1; then echo '### apk'; $_ea_g apk info -v 2>/dev/null | grep -E '^("
-    + "|".join(re.escape(n) for n in _KEY["apk"])
-    + ")-[0-9]'; fi; true",
-    timeout=60,
-    may_hang=False,
-)
+
+def _pkg_versions() -> CommandSpec:
+    """Built from the key-packages table on first use (see LazyCommands)."""
+    key = _key()
+    return CommandSpec(
+        "pkg_versions",
+        # dpkg's database read by one awk (dpkg-query costs twice as much); same ``ii  name version`` lines
+        "if command -v dpkg-query >/dev/null 2>&1; then echo '### dpkg'; "
+        "if [ -r /var/lib/dpkg/status ]; then awk " + shlex.quote(_versions_awk()) + " /var/lib/dpkg/status; "
+        "else dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
+        + " ".join(shlex.quote(n) for n in key["deb"])
+        + " 2>/dev/null | grep '^ii'; fi; fi; "
+        "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
+        "echo '### rpm'; "
+        "$_ea_g rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' "
+        + " ".join(shlex.quote(n) for n in key["rpm"])
+        + " 2>&1 | sort; fi; "
+        "if command -v apk >/dev/null 2>&1; then echo '### apk'; $_ea_g apk info -v 2>/dev/null | grep -E '^("
+        + "|".join(re.escape(n) for n in key["apk"])
+        + ")-[0-9]'; fi; true",
+        timeout=60,
+        may_hang=False,
+    )
+
 
 REBOOT = CommandSpec(
     "reboot_status",
@@ -188,7 +198,7 @@ REBOOT = CommandSpec(
     may_hang=False,
 )
 
-COMMANDS = (PKG_UPDATES, PKG_SECURITY, PKG_HISTORY, PKG_VERSIONS, REBOOT, NOW)
+COMMANDS = LazyCommands(lambda: (PKG_UPDATES, PKG_SECURITY, PKG_HISTORY, _pkg_versions(), REBOOT, NOW))
 
 MAX_PENDING = 500
 
@@ -421,7 +431,7 @@ def parse_versions(text: str) -> tuple[dict[str, str], dict[str, str]]:
                 if m:
                     pkgs[m.group(1)] = m.group(2)
     comps: dict[str, str] = {}
-    for comp, patterns in _KEY["components"].items():
+    for comp, patterns in _key()["components"].items():
         for pat in patterns:
             hit = sorted(n for n in pkgs if re.match(pat, n))
             if hit:

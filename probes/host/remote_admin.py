@@ -44,7 +44,7 @@ import re
 import shlex
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, section_problem
+from ..base import CommandSpec, Fact, HostProbe, LazyCommands, RawOutput, fact_with_problems, section_problem
 from . import sshd
 from .common import (
     INETD,
@@ -61,18 +61,31 @@ from .common import (
 )
 from .listening import parse_inetd, parse_listen
 
-_ALGOS = load_data("ssh_algorithms.yaml")
-_SERVICES = load_data("services.yaml")["remote_admin"]
 
-REMOTE_BINS = CommandSpec(
-    "remote_bins",
-    "for f in "
-    + " ".join(shlex.quote(b) for r in _SERVICES for b in r.get("binaries", []))
-    + '; do [ -e "$f" ] && echo "$f"; done; true',
-    timeout=5,
-    may_hang=False,
-)
-COMMANDS = (*sshd.COMMANDS, PAM_CONF, LISTEN, INETD, PROCESSES, SERVICES, REMOTE_BINS)
+
+def _algos() -> Any:
+    """probes/data/ssh_algorithms.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("ssh_algorithms.yaml")
+
+
+def _services() -> list[dict[str, Any]]:
+    """The remote-administration services of probes/data/services.yaml, read on first use."""
+    return load_data("services.yaml")["remote_admin"]
+
+
+def _remote_bins() -> CommandSpec:
+    """Built from the services table on first use (see LazyCommands)."""
+    return CommandSpec(
+        "remote_bins",
+        "for f in "
+        + " ".join(shlex.quote(b) for r in _services() for b in r.get("binaries", []))
+        + '; do [ -e "$f" ] && echo "$f"; done; true',
+        timeout=5,
+        may_hang=False,
+    )
+
+
+COMMANDS = LazyCommands(lambda: (*sshd.COMMANDS, PAM_CONF, LISTEN, INETD, PROCESSES, SERVICES, _remote_bins()))
 
 _SUPERSERVERS = {"systemd", "inetd", "xinetd"}
 _INETD_NAMES = {
@@ -117,7 +130,7 @@ def pam_mfa(pam_text: Optional[str]) -> list[str]:
     if not pam_text:
         return []
     files = dict(split_files(pam_text))
-    mods = set(_ALGOS["mfa_pam_modules"])
+    mods = set(_algos()["mfa_pam_modules"])
     found: list[str] = []
     seen: set[str] = set()
 
@@ -296,7 +309,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         problems.append(f"binaries not checked: {bprob}")
 
     rows = []
-    for r in _SERVICES:
+    for r in _services():
         is_running = running(procs, r["processes"])
         states = [unit_state(svc, [u]) for u in r["units"] if not u.endswith("@")]
         if svc is not None:

@@ -9,18 +9,15 @@ recorded because it is itself a 12.1.1 finding.
 from __future__ import annotations
 
 import enum
+import functools
+import logging
 import os
 import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import logging
-
 import paramiko
-
-# paramiko logs tracebacks of failed handshakes at ERROR level; the reason is reported per host instead.
-logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 from ..base import CommandSpec
 from ..batch import BatchResult, FrameParser, build_script, new_nonce, wrapper
@@ -33,6 +30,13 @@ LEGACY = {
     "pubkeys": ["ssh-rsa", "ssh-dss"],
     "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"],
 }
+
+
+@functools.cache
+def _quiet_paramiko() -> None:
+    """paramiko logs tracebacks of failed handshakes at ERROR level; the reason is reported per host instead.
+    Set when the first connection is made, not at import: importing a module configures no logging."""
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class HostKeyPolicy(str, enum.Enum):
@@ -237,6 +241,7 @@ class SshTransport:
 
     def open(self) -> Session:
         o = self.opts
+        _quiet_paramiko()
         client = paramiko.SSHClient()
         kh = os.path.expanduser(o.known_hosts)
         policy = host_key_policy(o.host_key_policy, kh)
