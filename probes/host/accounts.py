@@ -56,7 +56,7 @@ import re
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected
 from .common import (
     COMMENT,
     LOGIN_DEFS,
@@ -296,7 +296,7 @@ def _pw_expired(
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     pw_out, prob = usable(outputs, "passwd")
     if pw_out is None:
-        return not_collected("accounts", f"/etc/passwd not read: {prob}")
+        return not_collected("accounts", prob.about("/etc/passwd not read"))
     users = parse_passwd(pw_out.output)
     if users is None:
         return not_collected(
@@ -311,19 +311,19 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     sh_out, sprob = usable(outputs, "shadow")
     if sh_out is None:
         shadow, sstate = None, "unread"
-        problems.append(f"shadow not read: {sprob}")
+        problems.append(sprob.about("shadow not read"))
     else:
         shadow, sstate = parse_shadow(sh_out.output)
         if sstate == "needs_privilege":
-            problems.append("/etc/shadow not readable: password states need privilege")
+            problems.append(Problem("/etc/shadow not readable: password states need privilege", ReasonCode.PERMISSION))
         elif sstate not in ("ok", "absent"):
-            problems.append(f"/etc/shadow not parsed ({sstate})")
+            problems.append(Problem(f"/etc/shadow not parsed ({sstate})", ReasonCode.PARSE_ERROR))
 
     ld_out, lprob = usable(outputs, "login_defs")
     defs: dict[str, str] = {}
     useradd: dict[str, str] = {}
     if ld_out is None:
-        problems.append(f"login.defs not read: {lprob}")
+        problems.append(lprob.about("login.defs not read"))
     else:
         files = dict(split_files(ld_out.output))
         defs = keyvals(files.get("/etc/login.defs", []))
@@ -344,11 +344,12 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     gr_out, gprob = usable(outputs, "group")
     groups = parse_groups(gr_out.output) if gr_out is not None else {}
     if gr_out is None:
-        problems.append(f"/etc/group not read: {gprob}")
+        problems.append(gprob.about("/etc/group not read"))
     su_out, suprob = usable(outputs, "sudoers")
     sudoers = parse_sudoers(su_out.output) if su_out is not None else None
     if sudoers is None:
-        problems.append("sudoers not readable (needs privilege)" if su_out is not None else str(suprob))
+        problems.append(Problem("sudoers not readable (needs privilege)", ReasonCode.PERMISSION)
+                        if su_out is not None else suprob)
     sudo_users = {e["principal"] for e in sudoers or [] if not e["principal"].startswith("%")}
     sudo_groups = {e["principal"][1:] for e in sudoers or [] if e["principal"].startswith("%")}
     # sudo/wheel always; other groups (Ubuntu's "admin") only when sudoers grants them rights
@@ -359,13 +360,14 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ll_out, llprob = usable(outputs, "lastlog")
     ll_source, lastlog, unparsed = parse_lastlog(ll_out.output) if ll_out is not None else (None, {}, [])
     if ll_out is None:
-        problems.append(f"last logins not read: {llprob}")
+        problems.append(llprob.about("last logins not read"))
     elif ll_source is None:
-        problems.append("no lastlog/lastlog2 on the target: last logins unknown")
+        problems.append(Problem("no lastlog/lastlog2 on the target: last logins unknown", ReasonCode.TOOL_MISSING))
     names = {u["name"] for u in users}
     unparsed = [n for n in unparsed if n in names]
     if unparsed:
-        problems.append(f"last login not understood for {len(unparsed)} account(s) (locale?)")
+        problems.append(Problem(f"last login not understood for {len(unparsed)} account(s) (locale?)",
+                                ReasonCode.PARSE_ERROR))
 
     accounts = []
     for u in users:

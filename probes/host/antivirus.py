@@ -33,7 +33,9 @@ import shlex
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, LazyCommands, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected,
+)
 from .common import (
     NOW,
     PROCESSES,
@@ -171,17 +173,17 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     problems: list[str] = []
     files_out, prob = usable(outputs, "av_files")
     if files_out is None:
-        return not_collected("antivirus", f"install paths not read: {prob}")
+        return not_collected("antivirus", prob.about("install paths not read"))
     files = parse_files(files_out.output)
     procs, svc = processes_and_services(outputs, problems)
     sched_out, schprob = usable(outputs, "av_schedule")
     if sched_out is None:
-        problems.append(f"schedules not read: {schprob}")
+        problems.append(schprob.about("schedules not read"))
         sched_hits, sched_unreadable = [], True
     else:
         sched_hits, sched_unreadable = parse_schedule(sched_out.output)
         if sched_unreadable:
-            problems.append("some crontabs not readable (needs privilege)")
+            problems.append(Problem("some crontabs not readable (needs privilege)", ReasonCode.PERMISSION))
     now = now_of(outputs)
     if now is None:
         problems.append("target clock not read: signature ages not computed")

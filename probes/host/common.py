@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import yaml
 
-from ..base import CommandSpec, RawOutput, section_problem
+from ..base import CommandSpec, Problem, RawOutput, ReasonCode, section_problem
 
 
 def show_files(paths: str, *, drop: str = "", keep: str = "", numbered: bool = False, width: int = 0,
@@ -204,7 +204,7 @@ def usable(outputs: Mapping[str, RawOutput], name: str) -> tuple[Optional[RawOut
     out = outputs.get(name)
     prob = section_problem(out)
     if prob:
-        return None, f"{name}: {prob}"
+        return None, prob.about(name)
     return out, None
 
 
@@ -346,7 +346,7 @@ def processes(outputs: Mapping[str, RawOutput]) -> tuple[Optional[list[dict[str,
         return None, prob
     procs = parse_processes(out.output)
     if not procs:
-        return None, "processes: no process listed"
+        return None, Problem("processes: no process listed", ReasonCode.PARSE_ERROR)
     return procs, None
 
 

@@ -83,7 +83,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     h = outputs.get("hostname")
     prob = section_problem(h)
     if prob or h is None or not h.output.strip():
-        return not_collected("identity", f"hostname not read: {prob or 'empty output'}")
+        return not_collected("identity", prob.about("hostname not read") if prob else "hostname not read: empty output")
     data: dict[str, Any] = {"hostname": h.output.strip().splitlines()[0][:255]}
     missing = []
     o = outputs.get("os_release")

@@ -38,7 +38,9 @@ import ipaddress
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected,
+)
 from .common import INETD, LISTEN, load_data, split_files, split_parts, uid_of, usable
 
 
@@ -294,36 +296,38 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     out, prob = usable(outputs, "listen")
     if out is None:
-        return not_collected("listening", f"listening sockets not read: {prob}")
+        return not_collected("listening", prob.about("listening sockets not read"))
     tool, socks = parse_listen(out.output)
     if tool is None:
-        return not_collected("listening", "no ss, netstat or /proc/net tables on the target")
+        return not_collected("listening", Problem("no ss, netstat or /proc/net tables on the target",
+                                                  ReasonCode.TOOL_MISSING))
     problems = []
     uid = uid_of(out.output)
     if tool == "proc":
         visible: Optional[bool] = False
-        problems.append("no ss/netstat: process names unknown (read from /proc/net)")
+        problems.append(Problem("no ss/netstat: process names unknown (read from /proc/net)", ReasonCode.TOOL_MISSING))
     elif uid == 0:
         visible = True
     else:
         visible = False
-        problems.append("not root: processes of other users' sockets not shown (needs privilege)")
+        problems.append(Problem("not root: processes of other users' sockets not shown (needs privilege)",
+                                ReasonCode.PERMISSION))
     data: dict[str, Any] = {"tool": tool, "sockets": socks, "processes_visible": visible}
     data.update(derive(socks))
     inetd_out, iprob = usable(outputs, "inetd")
     if inetd_out is None:
-        problems.append(f"inetd configuration not read: {iprob}")
+        problems.append(iprob.about("inetd configuration not read"))
         data["inetd_services"] = None
     else:
         data["inetd_services"] = [s for s in parse_inetd(inetd_out.output) if s["enabled"]]
     snmp_out, sprob = usable(outputs, "snmp_conf")
     if snmp_out is None:
-        problems.append(f"snmpd configuration not read: {sprob}")
+        problems.append(sprob.about("snmpd configuration not read"))
         data["snmp"] = None
     else:
         data["snmp"] = parse_snmp(snmp_out.output)
         if data["snmp"] and data["snmp"]["default_community"] is None:
-            problems.append("snmpd.conf not readable (needs privilege)")
+            problems.append(Problem("snmpd.conf not readable (needs privilege)", ReasonCode.PERMISSION))
     return fact_with_problems("listening", data, problems)
 
 

@@ -43,7 +43,9 @@ import shlex
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, LazyCommands, RawOutput
+from ..base import (
+    CommandSpec, Fact, FactStatus, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, first_code,
+)
 from .common import NOW, days_since, iso, load_data, now_of, split_parts, tz_of, usable
 
 
@@ -465,7 +467,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         if how == "policy":
             found, errors = parse_apt_policy(lines)
         if idx is None:
-            problems.append("apt has no package index (/var/lib/apt/lists is empty): pending updates unknown")
+            problems.append(Problem("apt has no package index (/var/lib/apt/lists is empty): pending updates unknown",
+                                    ReasonCode.TOOL_MISSING))
         elif rc != 0 or any(e.startswith("E:") for e in errors):
             detail = "; ".join(errors) if errors else " ".join(lines[-2:])
             problems.append(f"apt {how} failed (rc={rc}): " + detail[:200])
@@ -478,7 +481,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         if rc in (0, 100):
             pending = parse_check_update(lines)
             if rc == 100 and not pending:
-                problems.append(f"{manager} check-update reported updates but none could be parsed")
+                problems.append(Problem(f"{manager} check-update reported updates but none could be parsed",
+                                        ReasonCode.PARSE_ERROR))
                 pending = None
         else:
             problems.append(
@@ -487,7 +491,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             )
         sec, sprob = usable(outputs, "pkg_security")
         if sec is None:
-            problems.append(f"security updates not read: {sprob}")
+            problems.append(sprob.about("security updates not read"))
         else:
             slines = [ln for _, ls in split_parts(sec.output) for ln in ls]
             src = _rc(slines)
@@ -539,9 +543,9 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             problems.append("apk version failed")
         problems.append("apk: security updates not counted")
     elif up is None:
-        problems.append(f"pending updates not read: {prob}")
+        problems.append(prob.about("pending updates not read"))
     else:
-        problems.append("no known package manager (apt, dnf, yum, zypper, apk)")
+        problems.append(Problem("no known package manager (apt, dnf, yum, zypper, apk)", ReasonCode.TOOL_MISSING))
     data["pending_total"] = len(pending) if pending is not None else None
     data["pending_security"] = sec_count
     data["security_advisories"] = advisories
@@ -555,7 +559,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         else {"last": None, "source": None, "recent": []}
     )
     if hist is None:
-        problems.append(f"update history not read: {hprob}")
+        problems.append(hprob.about("update history not read"))
     elif h["last"] is None:
         problems.append("no package install/upgrade time found")
     data["last_update"] = iso(h["last"])
@@ -575,7 +579,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         }
     )
     if rb is None:
-        problems.append(f"reboot status not read: {rprob}")
+        problems.append(rprob.about("reboot status not read"))
     data["reboot_required"] = r["required"]
     data["reboot_signals"] = r["signals"]
     data["running_kernel"] = r["running"]
@@ -584,7 +588,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ver, vprob = usable(outputs, "pkg_versions")
     pkgs, comps = parse_versions(ver.output) if ver is not None else ({}, {})
     if ver is None:
-        problems.append(f"package versions not read: {vprob}")
+        problems.append(vprob.about("package versions not read"))
     data["packages"] = pkgs
     data["components"] = comps
     if now is None:
@@ -593,7 +597,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
     if data["pending_total"] is None and data["last_update"] is None:
         status = FactStatus.NOT_COLLECTED
-    return Fact("patch", status, data, reason="; ".join(problems) or None)
+    return Fact("patch", status, data, reason="; ".join(problems) or None, reason_code=first_code(problems))
 
 
 PROBE = HostProbe(

@@ -44,7 +44,9 @@ import re
 import shlex
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, LazyCommands, RawOutput, fact_with_problems, section_problem
+from ..base import (
+    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, fact_with_problems, section_problem,
+)
 from . import sshd
 from .common import (
     INETD,
@@ -165,9 +167,9 @@ def ssh_settings(outputs: Mapping[str, RawOutput]) -> dict[str, Any]:
     t = outputs.get("sshd_T")
     not_installed = t is not None and t.complete and "sshd: not found" in t.output
     ran = t is not None and t.complete and not not_installed and bool(t.output.strip())
-    t_prob = section_problem(t) if t is not None else None
+    t_prob = section_problem(t)  # a missing section too: the settings then come from the config files
     if t_prob and settings is not None and not problem:
-        problem = f"sshd -T: {t_prob}; settings from the config files"
+        problem = Problem(f"sshd -T: {t_prob}; settings from the config files", t_prob.code)
     d: dict[str, Any] = {
         "installed": False if not_installed else (True if ran else None),
         "running": None,
@@ -298,15 +300,15 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     lst, lprob = usable(outputs, "listen")
     socks = parse_listen(lst.output)[1] if lst is not None else None
     if lst is None:
-        problems.append(f"listening sockets not read: {lprob}")
+        problems.append(lprob.about("listening sockets not read"))
     ino, iprob = usable(outputs, "inetd")
     inetd = [s for s in parse_inetd(ino.output) if s["enabled"]] if ino is not None else None
     if ino is None:
-        problems.append(f"inetd not read: {iprob}")
+        problems.append(iprob.about("inetd not read"))
     bins_out, bprob = usable(outputs, "remote_bins")
     bins = {ln.strip() for ln in bins_out.output.splitlines()} if bins_out is not None else None
     if bins_out is None:
-        problems.append(f"binaries not checked: {bprob}")
+        problems.append(bprob.about("binaries not checked"))
 
     rows = []
     for r in _services():
@@ -380,10 +382,9 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     if ssh["installed"] is None and ssh_row["installed"] is not None:
         ssh["installed"] = ssh_row["installed"]
     if ssh["source"] == "config" and ssh["unset_keys"] and ssh["installed"] is not False:
-        problems.append(
+        problems.append(Problem(
             "sshd -T not available (needs privilege?): settings read from the config files; not set "
-            "there (OpenSSH default applies, unknown here): " + ", ".join(ssh["unset_keys"])
-        )
+            "there (OpenSSH default applies, unknown here): " + ", ".join(ssh["unset_keys"]), ReasonCode.PERMISSION))
     data = {"ssh": ssh, "services": rows}
     return fact_with_problems("remote_admin", data, problems)
 
