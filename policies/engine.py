@@ -405,7 +405,7 @@ class Evaluator:
         """Each requirement met, not met or unknown; the rule's verdict is their aggregate (guide Section IV:
         all met → 이행, some → 부분이행, none → 미이행). A rule-level ``fail`` still fails the whole rule."""
         vacuous = self._vacuous(unobserved)
-        reqs = []
+        reqs: list[dict[str, Any]] = []
         for q in rule.requirements:
             failed = [{"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in q.fail
                       if truthy(evaluate(bind_params(m.when, P), ctx))]
@@ -505,7 +505,7 @@ class Evaluator:
     def run(self, hosts: list[HostInput], run_facts: dict[str, dict[str, Any]],
             run_evidence: dict[str, list[str]]) -> dict[str, Any]:
         per_item: dict[str, dict[str, dict[str, Any]]] = {}
-        net_meta = {"name": NETWORK_HOST, "roles": [], "zone": None, "transport": "network"}
+        net_meta: dict[str, Any] = {"name": NETWORK_HOST, "roles": [], "zone": None, "transport": "network"}
         run_ctx = {k: (v.get("data") or {}) for k, v in run_facts.items() if v.get("status") != "not_collected"}
         rules = list(self.profile.rules)
         # Host rules are judged one host at a time (its facts read once, then dropped: memory stays flat on

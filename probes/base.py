@@ -238,9 +238,14 @@ class Problem(str):
         obj.code = code
         return obj
 
-    def about(self, what: str) -> "Problem":
-        """``what: self`` with the same code: ``prob.about("inetd configuration not read")``."""
-        return Problem(f"{what}: {self}", self.code)
+
+
+def about(prob: Optional[Problem], what: str) -> Problem:
+    """``what: prob`` with prob's code: ``about(prob, "inetd configuration not read")`` where ``usable`` gave no
+    output. A None ``prob`` (asking about a section that was fine: a caller's bug) is said as such, not hidden."""
+    if prob is None:
+        return Problem(f"{what}: no problem recorded", ReasonCode.OTHER)
+    return Problem(f"{what}: {prob}", prob.code)
 
 
 def code_of(reason: Optional[str]) -> Optional[ReasonCode]:

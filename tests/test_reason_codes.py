@@ -16,7 +16,8 @@ from agent.cli import main
 from host_fixture_loader import load
 from output.report_model import build_model
 from probes.base import (
-    FactStatus, Problem, RawOutput, ReasonCode, classify_reason, fact_with_problems, not_collected, section_problem,
+    FactStatus, Problem, RawOutput, ReasonCode, about, classify_reason, fact_with_problems, not_collected,
+    section_problem,
 )
 from probes.host import by_name
 from probes.host.common import usable
@@ -43,7 +44,7 @@ def test_a_damaged_section_says_its_code(out: Any, code: ReasonCode) -> None:
 def test_the_code_follows_the_problem_into_the_fact() -> None:
     _, prob = usable({"listen": raw(name="listen", timed_out=True, exit_code=None)}, "listen")
     assert prob is not None and prob.code is ReasonCode.TIMED_OUT and str(prob).startswith("listen: command timed")
-    f = not_collected("listening", prob.about("listening sockets not read"))
+    f = not_collected("listening", about(prob, "listening sockets not read"))
     assert f.reason == "listening sockets not read: listen: command timed out after 3s"
     assert f.reason_code is ReasonCode.TIMED_OUT and f.to_json()["reason_code"] == "timed_out"
     # the first problem made with a code decides; words alone are only the fallback

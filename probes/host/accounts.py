@@ -56,7 +56,9 @@ import re
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from .common import (
     COMMENT,
     LOGIN_DEFS,
@@ -296,7 +298,7 @@ def _pw_expired(
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     pw_out, prob = usable(outputs, "passwd")
     if pw_out is None:
-        return not_collected("accounts", prob.about("/etc/passwd not read"))
+        return not_collected("accounts", about(prob, "/etc/passwd not read"))
     users = parse_passwd(pw_out.output)
     if users is None:
         return not_collected(
@@ -311,7 +313,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     sh_out, sprob = usable(outputs, "shadow")
     if sh_out is None:
         shadow, sstate = None, "unread"
-        problems.append(sprob.about("shadow not read"))
+        problems.append(about(sprob, "shadow not read"))
     else:
         shadow, sstate = parse_shadow(sh_out.output)
         if sstate == "needs_privilege":
@@ -323,7 +325,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     defs: dict[str, str] = {}
     useradd: dict[str, str] = {}
     if ld_out is None:
-        problems.append(lprob.about("login.defs not read"))
+        problems.append(about(lprob, "login.defs not read"))
     else:
         files = dict(split_files(ld_out.output))
         defs = keyvals(files.get("/etc/login.defs", []))
@@ -344,12 +346,13 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     gr_out, gprob = usable(outputs, "group")
     groups = parse_groups(gr_out.output) if gr_out is not None else {}
     if gr_out is None:
-        problems.append(gprob.about("/etc/group not read"))
+        problems.append(about(gprob, "/etc/group not read"))
     su_out, suprob = usable(outputs, "sudoers")
     sudoers = parse_sudoers(su_out.output) if su_out is not None else None
-    if sudoers is None:
-        problems.append(Problem("sudoers not readable (needs privilege)", ReasonCode.PERMISSION)
-                        if su_out is not None else suprob)
+    if sudoers is None and su_out is not None:
+        problems.append(Problem("sudoers not readable (needs privilege)", ReasonCode.PERMISSION))
+    elif suprob is not None:
+        problems.append(suprob)
     sudo_users = {e["principal"] for e in sudoers or [] if not e["principal"].startswith("%")}
     sudo_groups = {e["principal"][1:] for e in sudoers or [] if e["principal"].startswith("%")}
     # sudo/wheel always; other groups (Ubuntu's "admin") only when sudoers grants them rights
@@ -360,7 +363,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ll_out, llprob = usable(outputs, "lastlog")
     ll_source, lastlog, unparsed = parse_lastlog(ll_out.output) if ll_out is not None else (None, {}, [])
     if ll_out is None:
-        problems.append(llprob.about("last logins not read"))
+        problems.append(about(llprob, "last logins not read"))
     elif ll_source is None:
         problems.append(Problem("no lastlog/lastlog2 on the target: last logins unknown", ReasonCode.TOOL_MISSING))
     names = {u["name"] for u in users}

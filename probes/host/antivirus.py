@@ -34,7 +34,8 @@ from datetime import datetime
 from typing import Any, Mapping, Optional
 
 from ..base import (
-    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected,
+    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, about, fact_with_problems,
+    not_collected,
 )
 from .common import (
     NOW,
@@ -173,12 +174,13 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     problems: list[str] = []
     files_out, prob = usable(outputs, "av_files")
     if files_out is None:
-        return not_collected("antivirus", prob.about("install paths not read"))
+        return not_collected("antivirus", about(prob, "install paths not read"))
     files = parse_files(files_out.output)
     procs, svc = processes_and_services(outputs, problems)
     sched_out, schprob = usable(outputs, "av_schedule")
+    sched_hits: list[str]
     if sched_out is None:
-        problems.append(schprob.about("schedules not read"))
+        problems.append(about(schprob, "schedules not read"))
         sched_hits, sched_unreadable = [], True
     else:
         sched_hits, sched_unreadable = parse_schedule(sched_out.output)

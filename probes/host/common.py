@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import yaml
 
-from ..base import CommandSpec, Problem, RawOutput, ReasonCode, section_problem
+from ..base import CommandSpec, Problem, RawOutput, ReasonCode, about, section_problem
 
 
 def show_files(paths: str, *, drop: str = "", keep: str = "", numbered: bool = False, width: int = 0,
@@ -199,12 +199,12 @@ def load_data(name: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
 
 
-def usable(outputs: Mapping[str, RawOutput], name: str) -> tuple[Optional[RawOutput], Optional[str]]:
+def usable(outputs: Mapping[str, RawOutput], name: str) -> tuple[Optional[RawOutput], Optional[Problem]]:
     """(output, problem): the output when it can be parsed, else None and why."""
     out = outputs.get(name)
     prob = section_problem(out)
     if prob:
-        return None, prob.about(name)
+        return None, about(prob, name)
     return out, None
 
 

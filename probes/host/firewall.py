@@ -32,7 +32,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from .common import SERVICES, needs_privilege, services, split_parts, unit_state, usable
 
 NFT = CommandSpec(
@@ -264,7 +266,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     nft_out, nprob = usable(outputs, "nft_ruleset")
     ipt_out, iprob = usable(outputs, "iptables_rules")
     if nft_out is None and ipt_out is None:
-        return not_collected("firewall", Problem(f"rulesets not read: {nprob}; {iprob}", nprob.code))
+        return not_collected("firewall", Problem(f"rulesets not read: {nprob}; {iprob}",
+                                                 nprob.code if nprob else ReasonCode.OTHER))
 
     nft: dict[str, Any] = {
         "available": False,
@@ -274,7 +277,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "input_chains": [],
     }
     if nft_out is None:
-        problems.append(nprob.about("nftables not read"))
+        problems.append(about(nprob, "nftables not read"))
         nft["available"] = None
     else:
         parts = split_parts(nft_out.output)
@@ -298,7 +301,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
 
     ipt: dict[str, Any] = {"available": False, "readable": None, "variant": None, "ipv4": None, "ipv6": None}
     if ipt_out is None:
-        problems.append(iprob.about("iptables not read"))
+        problems.append(about(iprob, "iptables not read"))
         ipt["available"] = None
     else:
         for header, lines in split_parts(ipt_out.output):
@@ -325,7 +328,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         else {"installed": None, "running": None, "default_zone": None, "zones": []}
     )
     if fwd_out is None:
-        problems.append(fprob.about("firewalld not read"))
+        problems.append(about(fprob, "firewalld not read"))
     ufw_out, uprob = usable(outputs, "ufw")
     ufw = (
         parse_ufw(ufw_out.output)
@@ -340,7 +343,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         }
     )
     if ufw_out is None:
-        problems.append(uprob.about("ufw not read"))
+        problems.append(about(uprob, "ufw not read"))
     elif ufw["installed"] and ufw["active"] is None:
         problems.append(
             "ufw status: needs privilege" if needs_privilege(ufw_out.output) else "ufw status unknown"

@@ -36,7 +36,7 @@ import re
 from typing import Any, Mapping, Optional
 
 from ..base import (
-    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected,
+    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
 )
 from . import identity
 from .common import split_parts, usable
@@ -248,7 +248,7 @@ def summarize(ifaces: list[dict[str, Any]]) -> dict[str, Any]:
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     out, prob = usable(outputs, "ip_addr")
     if out is None:
-        return not_collected("interfaces", prob.about("interfaces not read"))
+        return not_collected("interfaces", about(prob, "interfaces not read"))
     tool, ifaces = parse_addrs(out.output)
     if not ifaces:
         return not_collected("interfaces", Problem("no interface found in ip/ifconfig output", ReasonCode.PARSE_ERROR))
@@ -256,13 +256,13 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     wl_out, wprob = usable(outputs, "wireless")
     wireless = parse_wireless(wl_out.output) if wl_out is not None else None
     if wireless is None:
-        problems.append(wprob.about("wireless interfaces not read"))
+        problems.append(about(wprob, "wireless interfaces not read"))
     for i in ifaces:
         i["wireless"] = (i["name"] in wireless) if wireless is not None else None
     rt_out, rprob = usable(outputs, "routes")
     routes = parse_routes(rt_out.output) if rt_out is not None else None
     if routes is None:
-        problems.append(rprob.about("routes not read"))
+        problems.append(about(rprob, "routes not read"))
     if tool is None:
         problems.append(Problem("no ip/ifconfig: addresses unknown (only names and MACs from /sys)",
                                 ReasonCode.TOOL_MISSING))

@@ -39,7 +39,7 @@ import re
 from typing import Any, Mapping, Optional
 
 from ..base import (
-    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected,
+    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
 )
 from .common import INETD, LISTEN, load_data, split_files, split_parts, uid_of, usable
 
@@ -296,7 +296,7 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     out, prob = usable(outputs, "listen")
     if out is None:
-        return not_collected("listening", prob.about("listening sockets not read"))
+        return not_collected("listening", about(prob, "listening sockets not read"))
     tool, socks = parse_listen(out.output)
     if tool is None:
         return not_collected("listening", Problem("no ss, netstat or /proc/net tables on the target",
@@ -316,13 +316,13 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     data.update(derive(socks))
     inetd_out, iprob = usable(outputs, "inetd")
     if inetd_out is None:
-        problems.append(iprob.about("inetd configuration not read"))
+        problems.append(about(iprob, "inetd configuration not read"))
         data["inetd_services"] = None
     else:
         data["inetd_services"] = [s for s in parse_inetd(inetd_out.output) if s["enabled"]]
     snmp_out, sprob = usable(outputs, "snmp_conf")
     if snmp_out is None:
-        problems.append(sprob.about("snmpd configuration not read"))
+        problems.append(about(sprob, "snmpd configuration not read"))
         data["snmp"] = None
     else:
         data["snmp"] = parse_snmp(snmp_out.output)
@@ -374,7 +374,7 @@ def local(fact: Fact) -> Fact:
         visible = os.geteuid() == 0
     except Exception:  # noqa: BLE001 - psutil missing or denied: keep the shell reading
         return fact
-    data = dict(fact.data) if fact.data else {"inetd_services": None, "snmp": None}
+    data: dict[str, Any] = dict(fact.data) if fact.data else {"inetd_services": None, "snmp": None}
     data.update({"tool": "psutil", "sockets": socks, "processes_visible": visible})
     data.update(derive(socks))
     reason = fact.reason

@@ -38,7 +38,9 @@ import fnmatch
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from .common import (
     COMMENT,
     NOW,
@@ -351,8 +353,9 @@ def parse_time(text: str) -> dict[str, Any]:
     }
     chrony = parts.get("chronyc", [])
     tracking = "\n".join(chrony)
-    if re.search(r"^Leap status\s*:", tracking, re.M):
-        leap = re.search(r"^Leap status\s*:\s*(.+)$", tracking, re.M).group(1).strip()
+    leap_m = re.search(r"^Leap status[ \t]*:[ \t]*(.*)$", tracking, re.M)  # an empty value stays on its line
+    if leap_m:
+        leap = leap_m.group(1).strip()
         ref = re.search(r"^Reference ID\s*:\s*(\S+)(?:\s+\(([^)]*)\))?", tracking, re.M)
         strat = re.search(r"^Stratum\s*:\s*(\d+)", tracking, re.M)
         off = re.search(r"^System time\s*:\s*([\d.]+) seconds (fast|slow)", tracking, re.M)
@@ -413,7 +416,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ts_out, tprob = usable(outputs, "time_sync")
     if conf_out is None and ts_out is None:
         return not_collected("logging_time", Problem(f"log and time configuration not read: {prob}; {tprob}",
-                                                     prob.code))
+                                                     prob.code if prob else ReasonCode.OTHER))
     problems: list[str] = []
     now = now_of(outputs)
     if now is None:
@@ -422,7 +425,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
 
     parts = dict(split_parts(conf_out.output)) if conf_out is not None else {}
     if conf_out is None:
-        problems.append(prob.about("log configuration not read"))
+        problems.append(about(prob, "log configuration not read"))
 
     # syslog daemon and forwarding
     daemon = None
@@ -482,7 +485,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     }
     if jo is None:
         journald.update({"oldest_entry": None, "span_days": None, "disk_usage": None})
-        problems.append(jprob.about("journal span not read"))
+        problems.append(about(jprob, "journal span not read"))
     else:
         journald.update(parse_journal(jo.output, now))
         if uid_of(jo.output) not in (0, None) and journald["oldest_entry"] is not None:
@@ -498,7 +501,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     lf, lfprob = usable(outputs, "log_files")
     observed: list[dict[str, Any]] = []
     if lf is None:
-        problems.append(lfprob.about("log files not listed"))
+        problems.append(about(lfprob, "log files not listed"))
     else:
         observed, unreadable = parse_log_files(lf.output, now)
         if unreadable:
@@ -507,7 +510,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ad, aprob = usable(outputs, "auditd")
     au = parse_auditd(ad.output) if ad is not None else None
     if ad is None:
-        problems.append(aprob.about("auditd not read"))
+        problems.append(about(aprob, "auditd not read"))
     elif au and au["conf_readable"] is False:
         problems.append(Problem("auditd.conf not readable (needs privilege)", ReasonCode.PERMISSION))
     ast = unit_state(svc, ["auditd"])
@@ -523,13 +526,13 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "max_log_file_mb": au["max_log_file_mb"] if au else None,
         "max_log_file_action": au["max_log_file_action"] if au else None,
     }
-    if au and au["rules"] is None and auditd["running"] and uid_of(ad.output) not in (0, None):
+    if ad is not None and au and au["rules"] is None and auditd["running"] and uid_of(ad.output) not in (0, None):
         problems.append(Problem("audit rules: needs privilege", ReasonCode.PERMISSION))
 
     # time
     time_d = parse_time(ts_out.output) if ts_out is not None else parse_time("")
     if ts_out is None:
-        problems.append(tprob.about("time sync not read"))
+        problems.append(about(tprob, "time sync not read"))
     tservices = {}
     active_service = None
     for name, procnames, units in (

@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
 from ..base import (
-    CommandSpec, Fact, FactStatus, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, first_code,
+    CommandSpec, Fact, FactStatus, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, about, first_code,
 )
 from .common import NOW, days_since, iso, load_data, now_of, split_parts, tz_of, usable
 
@@ -491,7 +491,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             )
         sec, sprob = usable(outputs, "pkg_security")
         if sec is None:
-            problems.append(sprob.about("security updates not read"))
+            problems.append(about(sprob, "security updates not read"))
         else:
             slines = [ln for _, ls in split_parts(sec.output) for ln in ls]
             src = _rc(slines)
@@ -543,7 +543,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             problems.append("apk version failed")
         problems.append("apk: security updates not counted")
     elif up is None:
-        problems.append(prob.about("pending updates not read"))
+        problems.append(about(prob, "pending updates not read"))
     else:
         problems.append(Problem("no known package manager (apt, dnf, yum, zypper, apk)", ReasonCode.TOOL_MISSING))
     data["pending_total"] = len(pending) if pending is not None else None
@@ -559,7 +559,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         else {"last": None, "source": None, "recent": []}
     )
     if hist is None:
-        problems.append(hprob.about("update history not read"))
+        problems.append(about(hprob, "update history not read"))
     elif h["last"] is None:
         problems.append("no package install/upgrade time found")
     data["last_update"] = iso(h["last"])
@@ -579,7 +579,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         }
     )
     if rb is None:
-        problems.append(rprob.about("reboot status not read"))
+        problems.append(about(rprob, "reboot status not read"))
     data["reboot_required"] = r["required"]
     data["reboot_signals"] = r["signals"]
     data["running_kernel"] = r["running"]
@@ -588,7 +588,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ver, vprob = usable(outputs, "pkg_versions")
     pkgs, comps = parse_versions(ver.output) if ver is not None else ({}, {})
     if ver is None:
-        problems.append(vprob.about("package versions not read"))
+        problems.append(about(vprob, "package versions not read"))
     data["packages"] = pkgs
     data["components"] = comps
     if now is None:

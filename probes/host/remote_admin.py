@@ -45,7 +45,8 @@ import shlex
 from typing import Any, Mapping, Optional
 
 from ..base import (
-    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, fact_with_problems, section_problem,
+    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, about, fact_with_problems,
+    section_problem,
 )
 from . import sshd
 from .common import (
@@ -300,15 +301,15 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     lst, lprob = usable(outputs, "listen")
     socks = parse_listen(lst.output)[1] if lst is not None else None
     if lst is None:
-        problems.append(lprob.about("listening sockets not read"))
+        problems.append(about(lprob, "listening sockets not read"))
     ino, iprob = usable(outputs, "inetd")
     inetd = [s for s in parse_inetd(ino.output) if s["enabled"]] if ino is not None else None
     if ino is None:
-        problems.append(iprob.about("inetd not read"))
+        problems.append(about(iprob, "inetd not read"))
     bins_out, bprob = usable(outputs, "remote_bins")
     bins = {ln.strip() for ln in bins_out.output.splitlines()} if bins_out is not None else None
     if bins_out is None:
-        problems.append(bprob.about("binaries not checked"))
+        problems.append(about(bprob, "binaries not checked"))
 
     rows = []
     for r in _services():

@@ -23,7 +23,7 @@ import re
 from typing import Any, Mapping, Optional
 
 from ..base import (
-    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, first_code, not_collected,
+    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, about, first_code, not_collected,
     section_problem,
 )
 from . import sshd
@@ -150,7 +150,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     tm = outputs.get("tmout_files")
     prob = section_problem(tm)
     if prob or tm is None:
-        return not_collected("session_timeout", prob.about("shell profile files not read"))
+        return not_collected("session_timeout", about(prob, "shell profile files not read"))
     if "(not readable)" in tm.output:
         return not_collected("session_timeout", Problem("a shell profile file is not readable (needs privilege)",
                                                         ReasonCode.PERMISSION))
@@ -161,7 +161,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     lprob = section_problem(lg)
     logind = parse_logind(lg.output) if lg is not None and not lprob else None
     if lprob:  # logind may enforce a shorter timeout than TMOUT: the idle timeout below is then an upper bound
-        problems.append(lprob.about("logind.conf not read"))
+        problems.append(about(lprob, "logind.conf not read"))
     tmout_val = eff["value"] if eff and eff["value"] and eff["value"] > 0 else None
     cands = [(v, s) for v, s in ((tmout_val, "TMOUT"), (logind, "logind")) if v]
     idle, src = min(cands) if cands else (None, None)

@@ -164,6 +164,7 @@ class Bastion:
                 raise TransportError(self.error, self.error_code) from None
             self._transport = tr
             self._info = session.info
+            assert tr.client is not None  # open() succeeded
             t = tr.client.get_transport()
             assert t is not None
             return t
@@ -177,7 +178,8 @@ class Bastion:
         except paramiko.ChannelException as e:
             text = printable(str(getattr(e, "text", "") or e), 200)
             code = getattr(e, "code", None)
-            meaning = _OPEN_FAILURES.get(code, "channel open failed")
+            meaning = (_OPEN_FAILURES.get(code, "channel open failed") if isinstance(code, int)
+                       else "channel open failed")
             raise TransportError(f"{self._where()} could not connect to {where}: {meaning} "
                                  f"(server said {text!r}, code {code})", ReasonCode.UNREACHABLE) from None
         except paramiko.SSHException as e:
