@@ -580,3 +580,14 @@ def test_apt_policy_error_makes_pending_unknown():
     fact = patch.parse(outputs)
     assert fact.data["pending_total"] is None
     assert any("corrupted" in p for p in (fact.reason or "").split(";")), fact.reason
+
+
+def test_chrony_leap_status_without_a_value_is_read_not_raised():
+    """A ``Leap status :`` line with nothing after it (the last line of a cut ``chronyc tracking``) made the old
+    pattern reach past the line end and fail with AttributeError; the value is now read on its own line."""
+    from probes.host.logging_time import parse_time
+
+    text = "### chronyc\nReference ID    : C0A80001 (192.0.2.1)\nStratum         : 3\nLeap status     :"
+    d = parse_time(text)
+    assert d["sync_source"] == "chronyc" and d["stratum"] == 3 and d["reference"] == "192.0.2.1"
+    assert d["synchronized"] is True  # no "Not synchronised", stratum < 16, a real reference
