@@ -117,6 +117,7 @@ def merge(sources: list[str], out: str, key: signing.KeyPair, pubkey_text: Optio
         rec.pop("_finished", None)
         writer.write_json(f"facts/{safe_component(name)}.json", rec)
         hosts_in.append(HostInput(meta=rec["host"], collected=rec["collected"], error=rec["error"],
+                                  error_code=rec.get("error_code"),
                                   facts=rec.get("facts") or {}, evidence=evidence, session=rec.get("transport")))
 
     # Network facts: united, each scan/endpoint keeps its vantage and time.

@@ -23,7 +23,7 @@ from collectors.redact import redact, redact_obj
 from policies.engine import Evaluator, HostInput, summarize
 from policies.model import Profile
 from policies.netview import normalize_url
-from probes.base import Evidence, Fact, FactStatus, HostProbe, RawOutput, not_collected
+from probes.base import Evidence, Fact, FactStatus, HostProbe, RawOutput, ReasonCode, classify_reason, not_collected
 from probes.batch import dedupe
 from probes.host import PROBES
 from probes.transport import TransportError, describe_error, describe_session, printable
@@ -112,6 +112,7 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
         batch = transport.run(cmds, started + getattr(transport, "waited", 0.0) + inv.timeouts.host)
     except TransportError as e:
         record["error"] = printable(str(e), 1000)  # may quote the target (a banner): escaped for every reader
+        record["error_code"] = e.reason_code.value
     except Exception as e:  # a bug or an unexpected library error must not kill the run
         record["error"] = f"unexpected error: {describe_error(e)}"
     finally:
@@ -124,6 +125,8 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
         if problem:  # connected is not collected: a hung shell, a forced command, garbage without frames
             record["error"] = problem
             record["connected"] = True
+    if record["error"] is not None:
+        record.setdefault("error_code", classify_reason(record["error"]).value)
     if record["error"] is None:
         record["collected"] = True
         record["uid"] = batch.uid
@@ -148,7 +151,8 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
                 if host.transport == "local" and probe.local is not None:
                     fact = probe.local(fact)
             except Exception as e:  # a parser bug on odd output: unknown, with the reason
-                fact = not_collected(probe.name, f"parser error on this output: {describe_error(e)}")
+                fact = not_collected(probe.name, f"parser error on this output: {describe_error(e)}",
+                                     ReasonCode.PARSE_ERROR)
             if batch.uid not in (0, None) and fact.status != FactStatus.COLLECTED and any(
                     c.privileged for c in probe.commands):
                 fact.reason = (fact.reason or "") + " (collected without root: some parts need privilege)"
@@ -167,7 +171,8 @@ def collect_host(host: Host, inv: Inventory, opts: ScanOptions, writer: BundleWr
     # facts are handed over for the host's own judgement only, then dropped by the caller; later readers
     # read them back one host at a time (memory flat in the fleet size)
     return HostInput(meta=meta, collected=record["collected"], error=record["error"], facts=facts,
-                     evidence=evidence, session=record["transport"], facts_file=writer.path(rel))
+                     evidence=evidence, session=record["transport"], facts_file=writer.path(rel),
+                     error_code=record.get("error_code"))
 
 
 def _route(host: Host, inv: Inventory, opts: ScanOptions) -> Optional[Any]:
@@ -381,7 +386,8 @@ def finalize(writer: BundleWriter, evaluator: Evaluator, hosts_in: list[HostInpu
         "schema": RESULTS_SCHEMA,
         "run": run,
         "hosts": [{"name": h.meta["name"], "address": h.meta["address"], "transport": h.meta["transport"],
-                   "roles": h.meta["roles"], "zone": h.meta["zone"], "collected": h.collected, "error": h.error}
+                   "roles": h.meta["roles"], "zone": h.meta["zone"], "collected": h.collected, "error": h.error,
+                   "error_code": h.error_code}
                   for h in hosts_in],
         "controls": evaluated["controls"],
         "deviations": evaluated["deviations"],

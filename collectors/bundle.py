@@ -308,14 +308,14 @@ def seal(root: str, key: signing.KeyPair, predicate: dict[str, Any]) -> dict[str
     """Scan for secrets one last time, hash every file, write manifest + SHA256SUMS, sign both. Returns the
     manifest. The unfinished marker goes last: a run killed anywhere before the signatures are complete leaves a
     folder that still says it is unfinished (verify rejects it; a rerun removes it)."""
-    for f in CONTROL_FILES + ("manifest.json", "allowed_signers"):
-        p = os.path.join(root, f)
+    for name in CONTROL_FILES + ("manifest.json", "allowed_signers"):
+        p = os.path.join(root, name)
         if os.path.exists(p):
             os.remove(p)
     scan = final_scan(root)
     with open(os.path.join(root, "allowed_signers"), "w") as f:
         f.write(f"{signing.SIGNER_ID} namespaces=\"{signing.NAMESPACE}\" {signing.pub_line(key.public, '')}\n")
-    subjects = []
+    subjects: list[dict[str, Any]] = []
     for rel in file_list(root):
         if rel == UNFINISHED:
             continue

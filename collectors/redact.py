@@ -40,7 +40,7 @@ import math
 import re
 import threading
 from collections import Counter
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, cast
 
 MARK = "<redacted>"
 
@@ -92,7 +92,8 @@ def _load_detect_secrets() -> tuple[Any, list[tuple[str, tuple[str, ...], list[r
         ("telegram", ("token", "bot"), telegram_token.TelegramBotTokenDetector, False),
         ("twilio", ("twilio",), twilio.TwilioKeyDetector, False),
     ]
-    out = [(name, trig, list(cls.denylist), grp) for name, trig, cls, grp in plugins]
+    # ``denylist`` is a class attribute of these detectors (declared as an abstract property on their base)
+    out = [(name, trig, list(cast(Iterable["re.Pattern[str]"], cls.denylist)), grp) for name, trig, cls, grp in plugins]
     return KeywordDetector(), out
 
 

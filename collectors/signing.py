@@ -89,6 +89,7 @@ def load_private(path: str) -> KeyPair:
             data = f.read()
     except OSError as e:
         raise SignatureError(f"cannot read signing key {path}: {e.strerror}") from None
+    key: object  # any kind of private key until the check below
     try:
         key = serialization.load_ssh_private_key(data, password=None)
     except (ValueError, TypeError):

@@ -55,7 +55,7 @@ UI: dict[str, dict[str, str]] = {
         "waiver": "예외 승인", "advice": "권고", "all_hosts": "—", "network_host": "(네트워크 점검)",
         "status": "상태", "count": "건수", "automated": "자동 점검", "manual_items": "수동 점검",
         "total": "합계", "address": "주소", "transport": "접속 방식", "zone": "구역", "collected": "수집",
-        "reason": "사유", "yes": "예", "no": "아니오", "warnings": "주의", "file": "파일", "description": "설명",
+        "reason": "사유", "reason_code": "사유 구분", "yes": "예", "no": "아니오", "warnings": "주의", "file": "파일", "description": "설명",
         "items": "항목", "collected_at": "수집 시각", "by": "선언자", "at": "선언 시각", "unknown_rule": "규칙 정의 없음",
         "evidence_sheet": "증빙자료 목록", "summary_sheet": "요약", "form_sheet": "보안점검 결과",
         "attached": "담당자 첨부", "auto_part": "자동 점검 결과", "manual_part": "수동 점검 (담당자 확인)",
@@ -88,7 +88,7 @@ UI: dict[str, dict[str, str]] = {
         "waiver": "Waiver", "advice": "Advice", "all_hosts": "—", "network_host": "(network)",
         "status": "Status", "count": "Count", "automated": "Automated", "manual_items": "Manual",
         "total": "Total", "address": "Address", "transport": "Transport", "zone": "Zone", "collected": "Collected",
-        "reason": "Reason", "yes": "yes", "no": "no", "warnings": "Warnings", "file": "File",
+        "reason": "Reason", "reason_code": "reason code", "yes": "yes", "no": "no", "warnings": "Warnings", "file": "File",
         "description": "Description", "items": "Items", "collected_at": "Collected", "by": "Declared by",
         "at": "Declared at", "unknown_rule": "rule not defined", "evidence_sheet": "Evidence",
         "summary_sheet": "Summary", "form_sheet": "Self-check results", "attached": "attached by a person",
@@ -416,7 +416,9 @@ def build_model(bundle: str, lang: str = "ko", policy_dirs: Optional[list[str]] 
         profile_title=_pick(getattr(catalog, "title", None), lang) if catalog else "",
         totals=totals, automated_totals=auto, manual_count=sum(1 for i in items if i.manual and not i.declared),
         declared_count=sum(1 for i in items if i.declared),
-        hosts=hosts, not_collected=[{"name": h.get("name"), "address": h.get("address"), "error": h.get("error")}
+        hosts=hosts, not_collected=[{"name": h.get("name"), "address": h.get("address"), "code": h.get("error_code"),
+                                     "error": _with_code(h.get("error"), [h["error_code"]] if h.get("error_code") else [],
+                                                         labels, lang)}
                                     for h in hosts if not h.get("collected")],
         fingerprint=str((pred.get("signer") or {}).get("fingerprint") or ""), sealed=str(pred.get("sealed") or ""),
         revision=int(pred.get("revision") or 1), revisions=list(pred.get("revisions") or []),
@@ -527,7 +529,9 @@ def _item(cid: str, ctl: dict[str, Any], res: Optional[dict[str, Any]], catalog:
                                            f"{labels['excepted']} ({labels['expired']})", "waiver", txt, refs))
             else:
                 summary.append(SummaryLine(hn, fst, st.get(fst, "?"), "finding",
-                                           _words(_pick(f.get("detail"), lang), lang), refs))
+                                           _with_code(_words(_pick(f.get("detail"), lang), lang),
+                                                      f.get("reason_codes") if fst == UNK else None, labels, lang),
+                                           refs))
             for a in f.get("advice") or []:
                 summary.append(SummaryLine(hn, fst, labels["advice"], "advice", _pick(a, lang)))
             if fst in (NI, PART) and not f.get("excepted"):
@@ -611,6 +615,28 @@ def _origins(rule: Any, seen: list[dict[str, Any]], lang: str) -> dict[str, str]
             base += " (가이드에 수치 없음)" if ko else " (the guide states no number)"
         out[k] = base + (f"; {guide}" if guide else "")
     return out
+
+
+#: probes.base.ReasonCode in the report's words: why evidence is missing, from the closed set the collector sets
+REASON_CODE_WORDS = {
+    "unreachable": {"ko": "접속 불가", "en": "unreachable"},
+    "auth_failed": {"ko": "로그인 실패", "en": "login failed"},
+    "permission": {"ko": "권한 부족", "en": "needs privilege"},
+    "tool_missing": {"ko": "도구·파일 없음", "en": "tool or file missing"},
+    "timed_out": {"ko": "시간 초과", "en": "timed out"},
+    "truncated": {"ko": "출력 잘림", "en": "output cut off"},
+    "parse_error": {"ko": "해석 불가", "en": "output not understood"},
+    "not_applicable": {"ko": "수집 대상 아님", "en": "nothing to collect"},
+    "other": {"ko": "기타", "en": "other"},
+}
+
+
+def _with_code(text: Optional[str], codes: Optional[list[str]], labels: dict[str, str], lang: str) -> str:
+    """``text (reason code: timed out)``: the code the engine read from the facts, said in the report's language."""
+    words = [REASON_CODE_WORDS.get(c, {}).get(lang, c) for c in codes or []]
+    if not words:
+        return text or ""
+    return f"{text or ''} ({labels['reason_code']}: {', '.join(words)})"
 
 
 _NA_WORDS = [

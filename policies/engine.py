@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from common.yamlsrc import ConfigError
+from probes.base import classify_reason
 
 from . import netview
 from .expr import ExprError, bind_params, evaluate, fmt, render, truthy
@@ -97,6 +98,7 @@ class HostInput:
     facts_file: Optional[str] = None  # facts/<host>.json of the bundle, when facts are not kept in memory
     judged: Optional[list[tuple[int, dict[str, Any]]]] = None  # (rule index, finding), when judged early
     owned: Optional[list[str]] = None  # addresses the host owns (policies.netview), set when first judged
+    error_code: Optional[str] = None  # ReasonCode of ``error``, set by the collector where the failure is known
 
     def load_facts(self) -> dict[str, dict[str, Any]]:
         """The facts; on large fleets the collector drops them from memory and they are read back here."""
@@ -190,6 +192,19 @@ def check_param_types(profile: Profile, policy: dict[str, Any]) -> None:
                     path, _, line = src.rpartition(":")
                     raise ConfigError(path or src, int(line) if line.isdigit() else None, f"policy.{where}.{k}",
                                       f"{why} (rule {rule.id}, {rule.source})")
+
+
+def _codes(rule: Rule, fact_status: dict[str, dict[str, Any]], statuses: tuple[str, ...]) -> dict[str, Any]:
+    """``reason_codes``: why an unknown verdict lacks evidence, as the closed set of probes.base.ReasonCode —
+    the codes of the rule's facts in ``statuses`` (the code each fact carries; its words only when it has none)."""
+    codes = []
+    for f in rule.facts:
+        st = fact_status.get(f) or {}
+        if st.get("status") in statuses:
+            code = st.get("reason_code") or classify_reason(st.get("reason")).value
+            if code not in codes:
+                codes.append(code)
+    return {"reason_codes": codes} if codes else {}
 
 
 class Evaluator:
@@ -306,7 +321,8 @@ class Evaluator:
                                f"run `scan --only network --vantage {rule.vantage}` there and `merge` the bundles")
         if missing:
             return {**finding, "status": UNK, "detail": {"ko": "증적 수집 불가 — " + "; ".join(missing),
-                                                         "en": "evidence not collected — " + "; ".join(missing)}}
+                                                         "en": "evidence not collected — " + "; ".join(missing)},
+                    **_codes(rule, fact_status, ("not_collected",))}
         try:
             unobserved = self._unobserved(rule, ctx, P)
             if rule.requirements:
@@ -320,6 +336,8 @@ class Evaluator:
             return {**finding, "status": UNK, "detail": {"ko": f"규칙 평가 오류: {e}", "en": f"rule error: {e}"}}
         if status == UNK and detail is None:
             detail = self._why_unknown(rule, ctx, P, fact_status, unobserved)
+        if status == UNK:
+            finding.update(_codes(rule, fact_status, ("partial",)))
         affirmed = [a for a in unobserved if a.get("affirmed")]
         if affirmed and status in (IMPL, PART):
             finding["affirmed"] = [{"of": a["of"], "by": a["affirmed"]} for a in affirmed]
@@ -387,7 +405,7 @@ class Evaluator:
         """Each requirement met, not met or unknown; the rule's verdict is their aggregate (guide Section IV:
         all met → 이행, some → 부분이행, none → 미이행). A rule-level ``fail`` still fails the whole rule."""
         vacuous = self._vacuous(unobserved)
-        reqs = []
+        reqs: list[dict[str, Any]] = []
         for q in rule.requirements:
             failed = [{"ko": render(m.ko, ctx, params=P), "en": render(m.en, ctx, params=P)} for m in q.fail
                       if truthy(evaluate(bind_params(m.when, P), ctx))]
@@ -443,12 +461,14 @@ class Evaluator:
 
     # -- whole run -------------------------------------------------------------------------------
     def _judge(self, ri: int, si: int, rule: Rule, meta: dict[str, Any], ctx: dict[str, Any],
-               fstatus: dict[str, Any], collected: bool, error: Optional[str], ev: list[str]) -> dict[str, Any]:
+               fstatus: dict[str, Any], collected: bool, error: Optional[str], ev: list[str],
+               error_code: Optional[str] = None) -> dict[str, Any]:
         self._pos[threading.get_ident()] = (ri, si)
         ctx["params"] = self.params(rule, meta)
         if not collected:
             f = {"rule": rule.id, "level": rule.level, "items": rule.items, "status": UNK,
-                 "detail": {"ko": f"호스트 수집 실패: {error}", "en": f"host not collected: {error}"}}
+                 "detail": {"ko": f"호스트 수집 실패: {error}", "en": f"host not collected: {error}"},
+                 "reason_codes": [error_code or classify_reason(error).value]}
         else:
             f = self.evaluate_rule(rule, meta, ctx, fstatus)
         f["evidence"] = sorted(set(ev))
@@ -478,13 +498,14 @@ class Evaluator:
                 ev = [e for f in rule.facts for e in (h.evidence.get(f, []) + run_evidence.get(f, []))]
                 if rule.scope == HOST_AND_NETWORK:  # the files of its own endpoints and URLs
                     ev = netview.own_evidence(ev, view)
-                out.append((ri, self._judge(ri, si, rule, h.meta, dict(base), status, h.collected, h.error, ev)))
+                out.append((ri, self._judge(ri, si, rule, h.meta, dict(base), status, h.collected, h.error, ev,
+                                                h.error_code)))
         return out
 
     def run(self, hosts: list[HostInput], run_facts: dict[str, dict[str, Any]],
             run_evidence: dict[str, list[str]]) -> dict[str, Any]:
         per_item: dict[str, dict[str, dict[str, Any]]] = {}
-        net_meta = {"name": NETWORK_HOST, "roles": [], "zone": None, "transport": "network"}
+        net_meta: dict[str, Any] = {"name": NETWORK_HOST, "roles": [], "zone": None, "transport": "network"}
         run_ctx = {k: (v.get("data") or {}) for k, v in run_facts.items() if v.get("status") != "not_collected"}
         rules = list(self.profile.rules)
         # Host rules are judged one host at a time (its facts read once, then dropped: memory stays flat on

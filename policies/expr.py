@@ -79,6 +79,32 @@ class _Functions(functions.Functions):
                 out.append(name)
         return out
 
+    @functions.signature({"types": ["array", "null"]}, {"types": ["array", "null"]})
+    def _func_matching_services(self, sockets: Any, table: Any) -> Any:
+        """Listening sockets that a row of ``table`` names, each with the row's ``service``, ``reason`` and
+        ``matched_by`` ('process' or 'port'); the first matching row wins. A row ``{service, proto: tcp|udp|any,
+        ports, processes, reason}`` matches a socket on one of its ports with that protocol, or by process name
+        (a service moved to another port; compared on 15 characters, as the kernel truncates them). Lets a rule
+        hold "which services are insecure" as data a site can change: matching_services(listening.sockets,
+        params.insecure_services). Null sockets (not observed) stay null."""
+        if sockets is None:
+            return None
+        rows = [r for r in table or [] if isinstance(r, dict)]
+        out = []
+        for s in sockets:
+            if not isinstance(s, dict):
+                continue
+            proc = s.get("process")
+            for row in rows:
+                by_port = (s.get("port") in (row.get("ports") or [])
+                           and row.get("proto", "any") in (s.get("proto"), "any"))
+                by_proc = bool(proc) and str(proc)[:15] in {str(p)[:15] for p in row.get("processes") or []}
+                if by_port or by_proc:
+                    out.append({**s, "service": row.get("service"), "reason": row.get("reason"),
+                                "matched_by": "process" if by_proc else "port"})
+                    break
+        return out
+
     @functions.signature({"types": ["object", "null"]})
     def _func_true_keys(self, obj: Any) -> list[str]:
         """Keys whose value is true: true_keys({"TLS 1.0": true, "TLS 1.2": false}) is ["TLS 1.0"]."""

@@ -178,7 +178,7 @@ def _ok_scans(run_ctx: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [s for s in ((run_ctx.get("network_scan") or {}).get("scans") or []) if not s.get("error")]
 
 
-def _inside(addr: str, cidr: str) -> bool:
+def _inside(addr: str, cidr: Optional[str]) -> bool:
     try:
         return ipaddress.ip_address(addr) in ipaddress.ip_network(cidr or "", strict=False)
     except ValueError:
@@ -207,7 +207,7 @@ def cleartext(ports: list[dict[str, Any]], endpoints: list[dict[str, Any]], site
                 [p["vantage"]] if p.get("vantage") else [])
     for s in sites:
         if (s.get("status") == "checked" and str(s.get("url", "")).startswith("http://")
-                and s.get("status_code") is not None and s.get("status_code") < 300
+                and isinstance(s.get("status_code"), int) and s["status_code"] < 300
                 and not str(s.get("final_url") or "").startswith("https://")):
             u = urlsplit(s["url"])
             add(_ip(s.get("ip")) or (u.hostname or ""), u.port or 80, "http", "content served over plain HTTP",
@@ -271,7 +271,7 @@ def host_view(meta: Mapping[str, Any], run_ctx: Mapping[str, Any], owned: list[s
     """
     mine = set(owned)
     ports: list[dict[str, Any]] = []
-    covered: dict[str, list[str]] = {}
+    covered: dict[Optional[str], list[str]] = {}  # by vantage
     seen: set[tuple[Any, ...]] = set()
     for scan in _ok_scans(run_ctx):
         v = scan.get("vantage")
@@ -346,7 +346,7 @@ def network_view(run_ctx: Mapping[str, Any], owners: Mapping[str, list[str]]) ->
              if _owner_of(s.get("ip") or _url_host(s["url"]), by_addr) is None
              and _owner_of(_url_host(s["url"]), by_addr) is None]
     clear, unclear = cleartext(ports, endpoints, sites)
-    vantages = sorted({s.get("vantage") for s in scans if s.get("vantage")})
+    vantages = sorted({str(s["vantage"]) for s in scans if s.get("vantage")})
     return {"network": {"scanned": [s.get("cidr") for s in scans], "live": [r["address"] for r in ordered],
                         "hosts": ordered, "undeclared": [r for r in ordered if r["owner"] is None],
                         "inventory_missing": missing},

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union, overload
 
 #: Per-command output cap (bytes). Target output is untrusted: anything longer is cut
 #: and the section is marked truncated.
@@ -104,6 +104,36 @@ class CommandSpec:
     may_hang: bool = True
 
 
+class LazyCommands(Sequence[CommandSpec]):
+    """A probe's commands, built on first use. Why: some scripts are made from a data table
+    (``probes/data/*.yaml``), and importing a probe module must not read files; the commands are the same
+    whenever they are built (a pure function of the shipped tables)."""
+
+    def __init__(self, build: Callable[[], Sequence[CommandSpec]]) -> None:
+        self._build = build
+        self._built: Optional[tuple[CommandSpec, ...]] = None
+
+    def _commands(self) -> tuple[CommandSpec, ...]:
+        if self._built is None:
+            self._built = tuple(self._build())
+        return self._built
+
+    @overload
+    def __getitem__(self, i: int) -> CommandSpec: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[CommandSpec]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[CommandSpec, Sequence[CommandSpec]]:
+        return self._commands()[i]
+
+    def __len__(self) -> int:
+        return len(self._commands())
+
+    def __repr__(self) -> str:
+        return f"LazyCommands({[c.name for c in self._commands()]})"
+
+
 @dataclass
 class RawOutput:
     """What one command printed, as the transport saw it (stdout and stderr merged)."""
@@ -195,28 +225,66 @@ def fact_from_entries(probe: str, data: dict[str, Any], entries: Sequence[dict[s
     return Fact(probe=probe, status=FactStatus.PARTIAL, data=data, reason=reason, source=source, evidence=evidence)
 
 
-def fact_with_problems(probe: str, data: dict[str, Any], problems: Sequence[str]) -> Fact:
-    """COLLECTED when nothing was missing, else PARTIAL with every missing part named in the reason."""
+class Problem(str):
+    """A reason with its code, set where the failure is known (a timed-out section, a missing tool, a file that
+    needs root). It is a ``str`` for every existing use (messages, ``"; ".join``); :func:`fact_with_problems` and
+    :func:`not_collected` take the envelope's reason code from it, so the code never has to be guessed back from
+    the words (:func:`classify_reason` stays the fallback for plain strings)."""
+
+    code: ReasonCode
+
+    def __new__(cls, text: str, code: ReasonCode = ReasonCode.OTHER) -> "Problem":  # default: copy/pickle
+        obj = super().__new__(cls, text)
+        obj.code = code
+        return obj
+
+
+
+def about(prob: Optional[Problem], what: str) -> Problem:
+    """``what: prob`` with prob's code: ``about(prob, "inetd configuration not read")`` where ``usable`` gave no
+    output. A None ``prob`` (asking about a section that was fine: a caller's bug) is said as such, not hidden."""
+    if prob is None:
+        return Problem(f"{what}: no problem recorded", ReasonCode.OTHER)
+    return Problem(f"{what}: {prob}", prob.code)
+
+
+def code_of(reason: Optional[str]) -> Optional[ReasonCode]:
+    """The code a reason was made with (None for a plain string: the fallback derives it from the text)."""
+    return reason.code if isinstance(reason, Problem) else None
+
+
+def first_code(problems: Sequence[str]) -> Optional[ReasonCode]:
+    """The code of the first problem made with one (a :class:`Problem`); None: derive it from the text."""
+    return next((c for c in map(code_of, problems) if c is not None), None)
+
+
+def fact_with_problems(probe: str, data: dict[str, Any], problems: Sequence[str],
+                       code: Optional[ReasonCode] = None) -> Fact:
+    """COLLECTED when nothing was missing, else PARTIAL with every missing part named in the reason; the reason
+    code is ``code``, else that of the first problem made with one (a :class:`Problem`)."""
     status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
-    return Fact(probe, status, data, reason="; ".join(problems) or None)
+    if problems and code is None:
+        code = first_code(problems)
+    return Fact(probe, status, data, reason="; ".join(problems) or None, reason_code=code if problems else None)
 
 
 def not_collected(probe: str, reason: str, code: Optional[ReasonCode] = None) -> Fact:
-    return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, reason=reason, reason_code=code)
+    return Fact(probe=probe, status=FactStatus.NOT_COLLECTED, reason=reason, reason_code=code or code_of(reason))
 
 
-def section_problem(out: Optional[RawOutput]) -> Optional[str]:
-    """Why a section's output cannot be trusted, or None if it can be parsed."""
+def section_problem(out: Optional[RawOutput]) -> Optional[Problem]:
+    """Why a section's output cannot be trusted, with its code, or None if it can be parsed."""
     if out is None:
-        return "command did not run (no output section)"
+        return Problem("command did not run (no output section)", ReasonCode.TRUNCATED)
     if out.error:
-        return out.error
+        return Problem(out.error, classify_reason(out.error))  # the transport's own words for this command
     if out.timed_out:
-        return f"command timed out after {out.duration:.0f}s"
+        return Problem(f"command timed out after {out.duration:.0f}s", ReasonCode.TIMED_OUT)
     if out.truncated:
-        return f"output truncated ({out.truncated_reason})" if out.truncated_reason else "output truncated"
+        return Problem(f"output truncated ({out.truncated_reason})" if out.truncated_reason else "output truncated",
+                       ReasonCode.TRUNCATED)
     if out.exit_code is None:
-        return "no exit status (output cut off)"
+        return Problem("no exit status (output cut off)", ReasonCode.TRUNCATED)
     return None
 
 

@@ -234,17 +234,6 @@ class Socket(_Data):
     wildcard: bool = d("bound to every address")
 
 
-class InsecureService(_Data):
-    service: str = d("service name (telnet, ftp, netbios...)")
-    proto: str = d("'tcp' or 'udp'")
-    port: Int = d("port")
-    address: str = d("bound address")
-    process: Str = d("process name")
-    loopback: bool = d("bound to loopback only")
-    reason: str = d("why it is unsafe")
-    matched_by: str = d("'port' or 'process'")
-
-
 class InetdService(_Data):
     service: str = d("service name")
     source: str = d("inetd.conf / xinetd.d file")
@@ -276,7 +265,9 @@ class WebListener(_Data):
 
 
 class Listening(_Data):
-    """Listening services (14.3.1, 14.4.1, 14.5.1): every listening TCP/UDP socket and what it is."""
+    """Listening services (14.3.1, 14.4.1, 14.5.1): every listening TCP/UDP socket and what it is. Which
+    services are insecure is a rule parameter (`insecure_services`), matched with
+    `matching_services(listening.sockets, params.insecure_services)`."""
     tool: Str = d("'ss', 'netstat', 'proc' or 'psutil'")
     sockets: list[Socket] = d("every listening socket")
     processes_visible: Bool = d("false: not root, other users' processes unknown")
@@ -284,7 +275,6 @@ class Listening(_Data):
     udp_ports: list[int] = d("listening UDP ports")
     exposed_tcp_ports: list[int] = d("TCP ports bound beyond loopback")
     exposed_udp_ports: list[int] = d("UDP ports bound beyond loopback")
-    insecure: list[InsecureService] = d("insecure services (probes/data/services.yaml)")
     inetd_services: Optional[list[InetdService]] = d("entries of inetd.conf / xinetd.d (null: not read)")
     snmp: Optional[Snmp] = d("snmpd configuration (null: not read)")
     databases: list[DatabaseListener] = d("database engines listening")
@@ -458,7 +448,6 @@ class RemoteAdmin(_Data):
     """Remote administration (14.2.1, 13.1.1): sshd's effective settings and other remote-login services."""
     ssh: Ssh = d("sshd settings")
     services: list[RemoteService] = d("remote-login services")
-    insecure_services: list[str] = d("telnet/rlogin/rsh/rexec/vnc/xrdp that run, listen or are enabled")
 
 
 # ---------------------------------------------------------------- accounts

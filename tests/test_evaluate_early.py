@@ -25,7 +25,8 @@ def test_early_judgement_equals_judging_the_stored_facts(name):
         rec = json.load(open(os.path.join(root, "facts", f"{h['name']}.json"), encoding="utf-8"))
         hosts.append(HostInput(meta=rec["host"], collected=rec["collected"], error=rec["error"], facts=None,
                                evidence=rec["evidence"], session=rec["transport"],
-                               facts_file=os.path.join(root, "facts", f"{h['name']}.json")))
+                               facts_file=os.path.join(root, "facts", f"{h['name']}.json"),
+                               error_code=rec.get("error_code")))
     ev = Evaluator(load_profile(results["run"]["profile"]), inv["policy"], inv["waivers"])
     again = ev.run(hosts, {}, {})
     # the bundle names each file once per item it serves (collectors.labels); facts cite the first name

@@ -77,7 +77,8 @@ def test_every_built_in_rule_reads_only_fields_of_the_schema():
 
 
 @pytest.mark.parametrize("expr,hint", [
-    ("listening.insecure[?!(loopbak)]", "did you mean 'loopback'"),
+    ("listening.sockets[?!(loopbak)]", "did you mean 'loopback'"),
+    ("matching_services(listening.sockts, params.insecure_services)", "did you mean 'sockets'"),
     ("remote_admin.ssh.permit_root_logn == 'no'", "did you mean 'permit_root_login'"),
     ("count(acounts.accounts) > `0`", "did you mean 'accounts'"),
     ("sort_by(accounts.accounts, &uidd)[0].name", "did you mean 'uid'"),
@@ -92,7 +93,8 @@ def test_misspelt_paths_are_refused_with_a_suggestion(expr, hint):
 
 def test_paths_that_exist_pass():
     for e in ["patch.packages.openssl", "host.roles", "web.urls[?status=='checked'].https_redirect.status",
-              "count(listening.insecure[?!(loopback)]) > `0`", "tls.endpoints[].certificate.chain[0].days_left",
+              "count(matching_services(listening.sockets, params.insecure_services)[?!(loopback)]) > `0`",
+              "tls.endpoints[].certificate.chain[0].days_left",
               "session_timeout.idle_timeout_seconds <= params.limit"]:
         check_expr(e)
 

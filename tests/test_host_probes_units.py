@@ -25,6 +25,11 @@ from probes.host import (
     patch,
 )
 from probes.host.common import load_data
+from policies.expr import bind_params, evaluate
+from policies.model import load_profile
+
+INSECURE_SERVICES = next(r for r in load_profile("fsi-openapi-2018").rules if r.id == "no-insecure-services").params[
+    "insecure_services"]
 
 ALL_COMMANDS = dedupe(c for p in PROBES for c in p.commands)
 
@@ -218,8 +223,11 @@ def test_data_tables_are_well_formed():
         assert {"name", "vendor", "processes", "services", "paths"} <= set(p), p.get("name")
         assert set(p.get("realtime_processes", [])) <= set(p["processes"]), p["name"]
     sv = load_data("services.yaml")
-    for row in sv["insecure"]:
+    assert "insecure" not in sv  # what is insecure: the no-insecure-services rule's params
+    for row in INSECURE_SERVICES:
+        assert {"service", "proto", "ports", "processes", "reason"} == set(row), row
         assert row["proto"] in ("tcp", "udp", "any") and all(isinstance(x, int) for x in row["ports"])
+        assert isinstance(row["reason"], str) and all(isinstance(p, str) for p in row["processes"])
     algos = load_data("ssh_algorithms.yaml")
     assert "pam_google_authenticator.so" in algos["mfa_pam_modules"] and "ciphers" not in algos  # weak: rule params
     kp = load_data("key_packages.yaml")
@@ -335,7 +343,11 @@ def test_proc_net_tcp6_and_udp_decoding():
         ("tcp", ipaddress.ip_address("::ffff:127.0.0.1"), 8080, True),
         ("udp", ipaddress.ip_address("0.0.0.0"), 161, False),
     ]
-    assert [i["service"] for i in listening.derive(socks)["insecure"]] == ["snmp"]
+    assert "insecure" not in listening.derive(socks)  # the probe reports; the rule's table judges
+    expr = bind_params("matching_services(@, params.insecure_services)", {"insecure_services": INSECURE_SERVICES})
+    found = evaluate(expr, socks)
+    assert [(i["service"], i["matched_by"]) for i in found] == [("snmp", "port")]
+
 
 
 def test_nft_blocks_sets_and_multiline_rules():
@@ -568,3 +580,14 @@ def test_apt_policy_error_makes_pending_unknown():
     fact = patch.parse(outputs)
     assert fact.data["pending_total"] is None
     assert any("corrupted" in p for p in (fact.reason or "").split(";")), fact.reason
+
+
+def test_chrony_leap_status_without_a_value_is_read_not_raised():
+    """A ``Leap status :`` line with nothing after it (the last line of a cut ``chronyc tracking``) made the old
+    pattern reach past the line end and fail with AttributeError; the value is now read on its own line."""
+    from probes.host.logging_time import parse_time
+
+    text = "### chronyc\nReference ID    : C0A80001 (192.0.2.1)\nStratum         : 3\nLeap status     :"
+    d = parse_time(text)
+    assert d["sync_source"] == "chronyc" and d["stratum"] == 3 and d["reference"] == "192.0.2.1"
+    assert d["synchronized"] is True  # no "Not synchronised", stratum < 16, a real reference

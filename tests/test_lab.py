@@ -22,6 +22,8 @@ import pytest
 
 import lab as labmod
 from agent.cli import main
+from policies.expr import bind_params, evaluate
+from policies.model import load_profile
 
 pytestmark = pytest.mark.lab
 
@@ -323,9 +325,11 @@ def test_listening_ports_differ_as_planted(fleet):
     assert set(legacy["tcp_ports"]) == {22}
     procs = {s["port"]: s.get("process") for s in web.get("sockets", [])}
     assert procs.get(80) == "nginx" and procs.get(23) == "in.telnetd"  # root sees the owners (own PID namespace)
-    if "insecure" in web:
-        assert any(i["port"] == 23 for i in web["insecure"]), web["insecure"]
-        assert not any(i["port"] == 23 for i in db["insecure"])
+    # the no-insecure-services rule's table, applied to what each host reports
+    table = next(r for r in load_profile("fsi-openapi-2018").rules if r.id == "no-insecure-services").params
+    expr = bind_params("matching_services(sockets, params.insecure_services)", table)
+    assert [(i["service"], i["port"]) for i in evaluate(expr, web) if not i["loopback"]] == [("telnet", 23)]
+    assert evaluate(expr, db) == [] and "insecure" not in web
     if "databases" in db:
         assert any(d["port"] == 3306 for d in db["databases"])
 

@@ -4,7 +4,8 @@ their range. One small lab (two hosts), one host-only scan; each assertion reads
 lab-int    zone internal; eth0 in the lab subnet plus eth1 192.0.2.10/24 (a documentation range, on a veth pair
            that never leaves the host's namespace); accounts root and svc-batch, both never expiring, no name
            that looks external
-lab-int2   zone internal; eth0 only (private); an external user's account ext_lee without expiry (9999-12-31)
+lab-int2   zone internal; eth0 only (private); an external user's account ext_lee without expiry (9999-12-31);
+           an rsync daemon stand-in listening on 873 (not in the built-in insecure list)
 
 Run: ``python -m pytest -q tests/test_lab_verdicts.py`` (root; marked ``lab``).
 """
@@ -25,14 +26,23 @@ SPECS = [
                     local_addresses=(("eth1", "192.0.2.10/24"),),  # documentation range, host-only
                     accounts=(labmod.Account("svc-batch", 1011, 1011, max_days="99999"),)),
     labmod.HostSpec(name="lab-int2", ip="10.231.0.32", roles=("app",), zone="internal",  # netns lab address
-                    accounts=(labmod.Account("ext_lee", 2001, 2001),)),
+                    accounts=(labmod.Account("ext_lee", 2001, 2001),), listeners={"rsync": (873,)}),
 ]
 FLEET = [
     "lab-int",
     "lab-int2",
     # the same server once more, with the inventory affirming that it has no external users' accounts
     {"name": "int-affirmed", "host": "lab-int", "declare": {"accounts": {"external": "none — CISO Kim, 2026-11-30"}}},
+    # lab-int2 once more, for a site that counts rsync among its insecure services (inventory policy params)
+    {"name": "int2-site", "host": "lab-int2"},
 ]
+RSYNC = {"service": "rsync", "proto": "tcp", "ports": [873], "processes": ["rsync"], "reason": "cleartext file sync"}
+
+
+def site_policy() -> dict[str, Any]:
+    from policies.model import load_profile
+    rule = next(r for r in load_profile("fsi-openapi-2018").rules if r.id == "no-insecure-services")
+    return {"hosts": {"int2-site": {"params": {"insecure_services": rule.params["insecure_services"] + [RSYNC]}}}}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +52,8 @@ def results(signing_key: str, tmp_path_factory: Any) -> dict[str, Any]:
         pytest.skip(why)
     out = str(tmp_path_factory.mktemp("lab-verdicts") / "bundle")
     with labmod.Lab(SPECS) as lab:
-        rc, so, se = lab.scan(FLEET, out, signing_key, "--only", "host", "-q")
+        inv = lab.inventory(FLEET, more={"policy": site_policy()})
+        rc, so, se = lab.scan(inv, out, signing_key, "--only", "host", "-q")
     assert os.path.exists(os.path.join(out, "results.json")), f"rc={rc}\n{so[-2000:]}\n{se[-2000:]}"
     with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
         res = json.load(f)
@@ -98,3 +109,15 @@ def test_an_external_account_without_expiry_fails(results: dict[str, Any]) -> No
 def test_a_server_without_wireless_is_not_applicable_for_15_3_1(results: dict[str, Any]) -> None:
     f = finding(results, "lab-int", "no-wireless-on-servers")
     assert f["status"] == "not_applicable" and "no wireless interface" in f["detail"]["en"], f
+
+
+def test_a_site_tightens_the_insecure_services_list_in_the_inventory(results: dict[str, Any]) -> None:
+    """What is insecure is a rule parameter: the same real host passes 14.3.1 with the built-in list and fails
+    it, naming the socket, once the inventory adds rsync to ``insecure_services`` for that host."""
+    ok = finding(results, "lab-int2", "no-insecure-services")
+    assert ok["status"] == "implemented", ok["detail"]
+    assert "873" in ok["detail"]["en"]  # the rsync socket was seen, and the built-in list does not judge it
+    f = finding(results, "int2-site", "no-insecure-services")
+    assert f["status"] == "not_implemented", f["detail"]
+    assert "insecure services listening: rsync 0.0.0.0:873 (rsync)" in f["detail"]["en"], f["detail"]
+    assert f["params"]["insecure_services"][-1] == RSYNC

@@ -70,3 +70,12 @@ def test_rule_case(rule_id: str, case: dict[str, Any]) -> None:
         assert any(d["param"] == case["deviation"] for d in f["_deviations"]), f["_deviations"]
     if case.get("no_deviation"):
         assert not f["_deviations"], f["_deviations"]
+
+
+def test_insecure_services_table_is_one_list() -> None:
+    """14.3.1 and 13.1.1 judge listening sockets with the same ``insecure_services`` table (one inventory override,
+    ``policy.params.insecure_services``, changes both): their defaults must not drift apart."""
+    a = RULES["no-insecure-services"].params["insecure_services"]
+    b = RULES["admin-encrypted-channels"].params["insecure_services"]
+    assert a == b and len(a) >= 19
+    assert set(RULES["admin-encrypted-channels"].params["cleartext_admin_services"]) <= {r["service"] for r in a}

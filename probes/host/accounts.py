@@ -56,7 +56,9 @@ import re
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from .common import (
     COMMENT,
     LOGIN_DEFS,
@@ -76,7 +78,11 @@ from .common import (
     usable,
 )
 
-_TABLE = load_data("accounts.yaml")
+
+
+def _table() -> Any:
+    """probes/data/accounts.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("accounts.yaml")
 
 PASSWD = CommandSpec(
     "passwd",
@@ -274,9 +280,9 @@ def parse_sudoers(text: str) -> Optional[list[dict[str, Any]]]:
 
 def is_generic(name: str) -> bool:
     n = name.lower()
-    if n in _TABLE["generic_names"]:
+    if n in _table()["generic_names"]:
         return True
-    return any(re.fullmatch(re.escape(p) + r"\d+", n) for p in _TABLE["generic_prefixes"])
+    return any(re.fullmatch(re.escape(p) + r"\d+", n) for p in _table()["generic_prefixes"])
 
 
 def _pw_expired(
@@ -292,7 +298,7 @@ def _pw_expired(
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     pw_out, prob = usable(outputs, "passwd")
     if pw_out is None:
-        return not_collected("accounts", f"/etc/passwd not read: {prob}")
+        return not_collected("accounts", about(prob, "/etc/passwd not read"))
     users = parse_passwd(pw_out.output)
     if users is None:
         return not_collected(
@@ -307,19 +313,19 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     sh_out, sprob = usable(outputs, "shadow")
     if sh_out is None:
         shadow, sstate = None, "unread"
-        problems.append(f"shadow not read: {sprob}")
+        problems.append(about(sprob, "shadow not read"))
     else:
         shadow, sstate = parse_shadow(sh_out.output)
         if sstate == "needs_privilege":
-            problems.append("/etc/shadow not readable: password states need privilege")
+            problems.append(Problem("/etc/shadow not readable: password states need privilege", ReasonCode.PERMISSION))
         elif sstate not in ("ok", "absent"):
-            problems.append(f"/etc/shadow not parsed ({sstate})")
+            problems.append(Problem(f"/etc/shadow not parsed ({sstate})", ReasonCode.PARSE_ERROR))
 
     ld_out, lprob = usable(outputs, "login_defs")
     defs: dict[str, str] = {}
     useradd: dict[str, str] = {}
     if ld_out is None:
-        problems.append(f"login.defs not read: {lprob}")
+        problems.append(about(lprob, "login.defs not read"))
     else:
         files = dict(split_files(ld_out.output))
         defs = keyvals(files.get("/etc/login.defs", []))
@@ -340,28 +346,31 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     gr_out, gprob = usable(outputs, "group")
     groups = parse_groups(gr_out.output) if gr_out is not None else {}
     if gr_out is None:
-        problems.append(f"/etc/group not read: {gprob}")
+        problems.append(about(gprob, "/etc/group not read"))
     su_out, suprob = usable(outputs, "sudoers")
     sudoers = parse_sudoers(su_out.output) if su_out is not None else None
-    if sudoers is None:
-        problems.append("sudoers not readable (needs privilege)" if su_out is not None else str(suprob))
+    if sudoers is None and su_out is not None:
+        problems.append(Problem("sudoers not readable (needs privilege)", ReasonCode.PERMISSION))
+    elif suprob is not None:
+        problems.append(suprob)
     sudo_users = {e["principal"] for e in sudoers or [] if not e["principal"].startswith("%")}
     sudo_groups = {e["principal"][1:] for e in sudoers or [] if e["principal"].startswith("%")}
     # sudo/wheel always; other groups (Ubuntu's "admin") only when sudoers grants them rights
-    admin_names = list(_TABLE["admin_groups"]) + sorted(sudo_groups - set(_TABLE["admin_groups"]))
+    admin_names = list(_table()["admin_groups"]) + sorted(sudo_groups - set(_table()["admin_groups"]))
     admin_groups = {g: groups[g]["members"] for g in admin_names if g in groups}
     gid_admin = {groups[g]["gid"] for g in admin_groups}
 
     ll_out, llprob = usable(outputs, "lastlog")
     ll_source, lastlog, unparsed = parse_lastlog(ll_out.output) if ll_out is not None else (None, {}, [])
     if ll_out is None:
-        problems.append(f"last logins not read: {llprob}")
+        problems.append(about(llprob, "last logins not read"))
     elif ll_source is None:
-        problems.append("no lastlog/lastlog2 on the target: last logins unknown")
+        problems.append(Problem("no lastlog/lastlog2 on the target: last logins unknown", ReasonCode.TOOL_MISSING))
     names = {u["name"] for u in users}
     unparsed = [n for n in unparsed if n in names]
     if unparsed:
-        problems.append(f"last login not understood for {len(unparsed)} account(s) (locale?)")
+        problems.append(Problem(f"last login not understood for {len(unparsed)} account(s) (locale?)",
+                                ReasonCode.PARSE_ERROR))
 
     accounts = []
     for u in users:

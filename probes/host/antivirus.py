@@ -33,7 +33,10 @@ import shlex
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, about, fact_with_problems,
+    not_collected,
+)
 from .common import (
     NOW,
     PROCESSES,
@@ -50,14 +53,17 @@ from .common import (
     usable,
 )
 
-_TABLE = load_data("antivirus.yaml")
-_PRODUCTS: list[dict[str, Any]] = _TABLE["products"]
+
+
+def _products() -> list[dict[str, Any]]:
+    """probes/data/antivirus.yaml's products, read on first use (load_data caches it), never at import."""
+    return load_data("antivirus.yaml")["products"]
 
 
 def _files_script() -> str:
     paths: list[str] = []
     sigs: list[str] = []
-    for p in _PRODUCTS:
+    for p in _products():
         paths += [x for x in p.get("paths", []) if x not in paths]
         sigs += [x for x in p.get("signature_files", []) if x not in sigs]
     q = " ".join(shlex.quote(x) for x in paths)
@@ -77,7 +83,7 @@ def _files_script() -> str:
 
 
 def _sched_script() -> str:
-    words = sorted({w for p in _PRODUCTS for w in p.get("scan_commands", [])})
+    words = sorted({w for p in _products() for w in p.get("scan_commands", [])})
     pat = shlex.quote("|".join(re.escape(w) for w in words))
     return (
         'echo "uid=${_ea_uid:-$(id -u)}"; set --; '
@@ -94,10 +100,18 @@ def _sched_script() -> str:
     )
 
 
-AV_FILES = CommandSpec("av_files", _files_script(), timeout=20, may_hang=False)
-AV_SCHEDULE = CommandSpec("av_schedule", _sched_script(), timeout=15, privileged=True, may_hang=False)
+def _commands() -> tuple[CommandSpec, ...]:
+    """Built from the products table on first use (see LazyCommands)."""
+    return (
+        CommandSpec("av_files", _files_script(), timeout=20, may_hang=False),
+        CommandSpec("av_schedule", _sched_script(), timeout=15, privileged=True, may_hang=False),
+        PROCESSES,
+        SERVICES,
+        NOW,
+    )
 
-COMMANDS = (AV_FILES, AV_SCHEDULE, PROCESSES, SERVICES, NOW)
+
+COMMANDS = LazyCommands(_commands)
 
 _CLAM_HDR = re.compile(r"ClamAV-VDB:\s*(\d{1,2} \w{3} \d{4} \d\d:\d\d [+-]\d{4})")
 
@@ -160,23 +174,24 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     problems: list[str] = []
     files_out, prob = usable(outputs, "av_files")
     if files_out is None:
-        return not_collected("antivirus", f"install paths not read: {prob}")
+        return not_collected("antivirus", about(prob, "install paths not read"))
     files = parse_files(files_out.output)
     procs, svc = processes_and_services(outputs, problems)
     sched_out, schprob = usable(outputs, "av_schedule")
+    sched_hits: list[str]
     if sched_out is None:
-        problems.append(f"schedules not read: {schprob}")
+        problems.append(about(schprob, "schedules not read"))
         sched_hits, sched_unreadable = [], True
     else:
         sched_hits, sched_unreadable = parse_schedule(sched_out.output)
         if sched_unreadable:
-            problems.append("some crontabs not readable (needs privilege)")
+            problems.append(Problem("some crontabs not readable (needs privilege)", ReasonCode.PERMISSION))
     now = now_of(outputs)
     if now is None:
         problems.append("target clock not read: signature ages not computed")
 
     found = []
-    for p in _PRODUCTS:
+    for p in _products():
         matched = [f"path {x}" for x in p.get("paths", []) if x in files["paths"]]
         is_running = running(procs, p.get("processes", []))
         if is_running:

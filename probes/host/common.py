@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import yaml
 
-from ..base import CommandSpec, RawOutput, section_problem
+from ..base import CommandSpec, Problem, RawOutput, ReasonCode, about, section_problem
 
 
 def show_files(paths: str, *, drop: str = "", keep: str = "", numbered: bool = False, width: int = 0,
@@ -199,12 +199,12 @@ def load_data(name: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
 
 
-def usable(outputs: Mapping[str, RawOutput], name: str) -> tuple[Optional[RawOutput], Optional[str]]:
+def usable(outputs: Mapping[str, RawOutput], name: str) -> tuple[Optional[RawOutput], Optional[Problem]]:
     """(output, problem): the output when it can be parsed, else None and why."""
     out = outputs.get(name)
     prob = section_problem(out)
     if prob:
-        return None, f"{name}: {prob}"
+        return None, about(prob, name)
     return out, None
 
 
@@ -346,7 +346,7 @@ def processes(outputs: Mapping[str, RawOutput]) -> tuple[Optional[list[dict[str,
         return None, prob
     procs = parse_processes(out.output)
     if not procs:
-        return None, "processes: no process listed"
+        return None, Problem("processes: no process listed", ReasonCode.PARSE_ERROR)
     return procs, None
 
 

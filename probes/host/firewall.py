@@ -32,7 +32,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from .common import SERVICES, needs_privilege, services, split_parts, unit_state, usable
 
 NFT = CommandSpec(
@@ -264,7 +266,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     nft_out, nprob = usable(outputs, "nft_ruleset")
     ipt_out, iprob = usable(outputs, "iptables_rules")
     if nft_out is None and ipt_out is None:
-        return not_collected("firewall", f"rulesets not read: {nprob}; {iprob}")
+        return not_collected("firewall", Problem(f"rulesets not read: {nprob}; {iprob}",
+                                                 nprob.code if nprob else ReasonCode.OTHER))
 
     nft: dict[str, Any] = {
         "available": False,
@@ -274,7 +277,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "input_chains": [],
     }
     if nft_out is None:
-        problems.append(f"nftables not read: {nprob}")
+        problems.append(about(nprob, "nftables not read"))
         nft["available"] = None
     else:
         parts = split_parts(nft_out.output)
@@ -287,7 +290,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
                     nft["readable"] = True
                 elif needs_privilege(body):
                     nft["readable"] = False
-                    problems.append("nft list ruleset: needs privilege")
+                    problems.append(Problem("nft list ruleset: needs privilege", ReasonCode.PERMISSION))
                 else:
                     nft["readable"] = False
                     problems.append(
@@ -298,7 +301,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
 
     ipt: dict[str, Any] = {"available": False, "readable": None, "variant": None, "ipv4": None, "ipv6": None}
     if ipt_out is None:
-        problems.append(f"iptables not read: {iprob}")
+        problems.append(about(iprob, "iptables not read"))
         ipt["available"] = None
     else:
         for header, lines in split_parts(ipt_out.output):
@@ -325,7 +328,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         else {"installed": None, "running": None, "default_zone": None, "zones": []}
     )
     if fwd_out is None:
-        problems.append(f"firewalld not read: {fprob}")
+        problems.append(about(fprob, "firewalld not read"))
     ufw_out, uprob = usable(outputs, "ufw")
     ufw = (
         parse_ufw(ufw_out.output)
@@ -340,7 +343,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         }
     )
     if ufw_out is None:
-        problems.append(f"ufw not read: {uprob}")
+        problems.append(about(uprob, "ufw not read"))
     elif ufw["installed"] and ufw["active"] is None:
         problems.append(
             "ufw status: needs privilege" if needs_privilege(ufw_out.output) else "ufw status unknown"
@@ -396,7 +399,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         and ufw.get("installed") is False
     ):
         active = False  # no firewall tooling at all (the kernel may still hold rules: see reason)
-        problems.append("no nft/iptables/firewalld/ufw on the host: kernel rules, if any, not read")
+        problems.append(Problem("no nft/iptables/firewalld/ufw on the host: kernel rules, if any, not read",
+                                ReasonCode.TOOL_MISSING))
     else:
         active = None
     if policy is None and fwd.get("running") is False and not ufw.get("active") and active is False:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected, section_problem
+from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, about, not_collected, section_problem
 
 HOSTNAME = CommandSpec("hostname", "hostname 2>/dev/null || cat /proc/sys/kernel/hostname", may_hang=False)
 OS_RELEASE = CommandSpec(
@@ -83,7 +83,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     h = outputs.get("hostname")
     prob = section_problem(h)
     if prob or h is None or not h.output.strip():
-        return not_collected("identity", f"hostname not read: {prob or 'empty output'}")
+        return not_collected("identity", about(prob, "hostname not read") if prob else "hostname not read: empty output")
     data: dict[str, Any] = {"hostname": h.output.strip().splitlines()[0][:255]}
     missing = []
     o = outputs.get("os_release")

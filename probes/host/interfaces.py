@@ -35,7 +35,9 @@ import ipaddress
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from . import identity
 from .common import split_parts, usable
 
@@ -246,23 +248,24 @@ def summarize(ifaces: list[dict[str, Any]]) -> dict[str, Any]:
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     out, prob = usable(outputs, "ip_addr")
     if out is None:
-        return not_collected("interfaces", f"interfaces not read: {prob}")
+        return not_collected("interfaces", about(prob, "interfaces not read"))
     tool, ifaces = parse_addrs(out.output)
     if not ifaces:
-        return not_collected("interfaces", "no interface found in ip/ifconfig output")
+        return not_collected("interfaces", Problem("no interface found in ip/ifconfig output", ReasonCode.PARSE_ERROR))
     problems = []
     wl_out, wprob = usable(outputs, "wireless")
     wireless = parse_wireless(wl_out.output) if wl_out is not None else None
     if wireless is None:
-        problems.append(f"wireless interfaces not read: {wprob}")
+        problems.append(about(wprob, "wireless interfaces not read"))
     for i in ifaces:
         i["wireless"] = (i["name"] in wireless) if wireless is not None else None
     rt_out, rprob = usable(outputs, "routes")
     routes = parse_routes(rt_out.output) if rt_out is not None else None
     if routes is None:
-        problems.append(f"routes not read: {rprob}")
+        problems.append(about(rprob, "routes not read"))
     if tool is None:
-        problems.append("no ip/ifconfig: addresses unknown (only names and MACs from /sys)")
+        problems.append(Problem("no ip/ifconfig: addresses unknown (only names and MACs from /sys)",
+                                ReasonCode.TOOL_MISSING))
     data: dict[str, Any] = {"tool": tool, "interfaces": ifaces}
     data.update(
         summarize(ifaces)

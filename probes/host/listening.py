@@ -7,8 +7,10 @@ come from ``ss``, else ``netstat``, else ``/proc/net/{tcp,udp}[6]``; process nam
 of other users' sockets need root, and the fact says so when they are missing.
 With the local transport the sockets come from psutil instead (same schema).
 
-Classification tables: ``probes/data/services.yaml`` (insecure services, database
-engines, web servers).
+Recognition tables: ``probes/data/services.yaml`` (database engines, web servers).
+Which services are insecure is not decided here: the rules ``no-insecure-services``
+(14.3.1) and ``admin-encrypted-channels`` (13.1.1) hold that list as their
+``insecure_services`` parameter and match it against ``sockets``.
 
 Fact schema (``data``)::
 
@@ -21,8 +23,6 @@ Fact schema (``data``)::
     udp_ports: [int]
     exposed_tcp_ports: [int]           # bound beyond loopback
     exposed_udp_ports: [int]
-    insecure: [{service, proto, port: int|null, address, process, loopback: bool, reason,
-                matched_by: "port"|"process"}]
     inetd_services: [{service, source, enabled: bool}]   # enabled entries of inetd.conf / xinetd.d
     snmp: {configured: bool, default_community: bool|null, directives: [str]} | null
     databases: [{engine, port, address, process, loopback, matched_by: "process"|"port"}]
@@ -38,10 +38,16 @@ import ipaddress
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from .common import INETD, LISTEN, load_data, split_files, split_parts, uid_of, usable
 
-_TABLE = load_data("services.yaml")
+
+
+def _table() -> Any:
+    """probes/data/services.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("services.yaml")
 
 SNMP_CONF = CommandSpec(
     "snmp_conf",
@@ -227,35 +233,16 @@ def parse_snmp(text: str) -> Optional[dict[str, Any]]:
 
 
 def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
-    """Port lists and classifications computed from the sockets (shared with the psutil hook)."""
+    """Port lists, database engines and web servers recognised from the sockets (shared with the psutil hook)."""
 
     def ports(proto: str, exposed: bool = False) -> list[int]:
         return sorted(
             {s["port"] for s in sockets if s["proto"] == proto and (not exposed or not s["loopback"])}
         )
 
-    insecure = []
-    for s in sockets:
-        for row in _TABLE["insecure"]:
-            by_port = s["port"] in row["ports"] and row["proto"] in (s["proto"], "any")
-            by_proc = bool(s["process"]) and s["process"][:15] in {p[:15] for p in row["processes"]}
-            if by_port or by_proc:
-                insecure.append(
-                    {
-                        "service": row["service"],
-                        "proto": s["proto"],
-                        "port": s["port"],
-                        "address": s["address"],
-                        "process": s["process"],
-                        "loopback": s["loopback"],
-                        "reason": row["reason"],
-                        "matched_by": "process" if by_proc else "port",
-                    }
-                )
-                break
     dbs, webs = [], []
     for s in sockets:
-        for row in _TABLE["databases"]:
+        for row in _table()["databases"]:
             by_proc = bool(s["process"]) and s["process"][:15] in {p[:15] for p in row["processes"]}
             if by_proc or s["port"] in row["ports"]:
                 dbs.append(
@@ -271,7 +258,7 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
                 break
         if s["proto"] != "tcp":
             continue
-        for row in _TABLE["web"]:
+        for row in _table()["web"]:
             procs = {p[:15] for p in row["processes"]}
             if procs:  # a named server is recognised by its process (and tomcat's java by its port too)
                 hit = (
@@ -299,7 +286,6 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
         "udp_ports": ports("udp"),
         "exposed_tcp_ports": ports("tcp", True),
         "exposed_udp_ports": ports("udp", True),
-        "insecure": insecure,
         "databases": dbs,
         "web_servers": webs,
         "web_role": web_role,
@@ -310,36 +296,38 @@ def derive(sockets: list[dict[str, Any]]) -> dict[str, Any]:
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     out, prob = usable(outputs, "listen")
     if out is None:
-        return not_collected("listening", f"listening sockets not read: {prob}")
+        return not_collected("listening", about(prob, "listening sockets not read"))
     tool, socks = parse_listen(out.output)
     if tool is None:
-        return not_collected("listening", "no ss, netstat or /proc/net tables on the target")
+        return not_collected("listening", Problem("no ss, netstat or /proc/net tables on the target",
+                                                  ReasonCode.TOOL_MISSING))
     problems = []
     uid = uid_of(out.output)
     if tool == "proc":
         visible: Optional[bool] = False
-        problems.append("no ss/netstat: process names unknown (read from /proc/net)")
+        problems.append(Problem("no ss/netstat: process names unknown (read from /proc/net)", ReasonCode.TOOL_MISSING))
     elif uid == 0:
         visible = True
     else:
         visible = False
-        problems.append("not root: processes of other users' sockets not shown (needs privilege)")
+        problems.append(Problem("not root: processes of other users' sockets not shown (needs privilege)",
+                                ReasonCode.PERMISSION))
     data: dict[str, Any] = {"tool": tool, "sockets": socks, "processes_visible": visible}
     data.update(derive(socks))
     inetd_out, iprob = usable(outputs, "inetd")
     if inetd_out is None:
-        problems.append(f"inetd configuration not read: {iprob}")
+        problems.append(about(iprob, "inetd configuration not read"))
         data["inetd_services"] = None
     else:
         data["inetd_services"] = [s for s in parse_inetd(inetd_out.output) if s["enabled"]]
     snmp_out, sprob = usable(outputs, "snmp_conf")
     if snmp_out is None:
-        problems.append(f"snmpd configuration not read: {sprob}")
+        problems.append(about(sprob, "snmpd configuration not read"))
         data["snmp"] = None
     else:
         data["snmp"] = parse_snmp(snmp_out.output)
         if data["snmp"] and data["snmp"]["default_community"] is None:
-            problems.append("snmpd.conf not readable (needs privilege)")
+            problems.append(Problem("snmpd.conf not readable (needs privilege)", ReasonCode.PERMISSION))
     return fact_with_problems("listening", data, problems)
 
 
@@ -386,7 +374,7 @@ def local(fact: Fact) -> Fact:
         visible = os.geteuid() == 0
     except Exception:  # noqa: BLE001 - psutil missing or denied: keep the shell reading
         return fact
-    data = dict(fact.data) if fact.data else {"inetd_services": None, "snmp": None}
+    data: dict[str, Any] = dict(fact.data) if fact.data else {"inetd_services": None, "snmp": None}
     data.update({"tool": "psutil", "sockets": socks, "processes_visible": visible})
     data.update(derive(socks))
     reason = fact.reason
@@ -408,7 +396,7 @@ PROBE = HostProbe(
     items=("14.3.1", "14.4.1", "14.5.1"),
     commands=COMMANDS,
     parse=parse,
-    description_ko="열린 포트 및 서비스(TCP/UDP 수신 소켓, 취약 서비스, 웹서버의 DB 동거 여부)",
-    description_en="Listening services (TCP/UDP sockets, insecure services, databases on web hosts)",
+    description_ko="열린 포트 및 서비스(TCP/UDP 수신 소켓과 프로세스, inetd·SNMP 설정, 웹서버의 DB 동거 여부)",
+    description_en="Listening services (TCP/UDP sockets and processes, inetd, SNMP, databases on web hosts)",
     local=local,
 )

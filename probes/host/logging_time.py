@@ -38,7 +38,9 @@ import fnmatch
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from .common import (
     COMMENT,
     NOW,
@@ -351,8 +353,9 @@ def parse_time(text: str) -> dict[str, Any]:
     }
     chrony = parts.get("chronyc", [])
     tracking = "\n".join(chrony)
-    if re.search(r"^Leap status\s*:", tracking, re.M):
-        leap = re.search(r"^Leap status\s*:\s*(.+)$", tracking, re.M).group(1).strip()
+    leap_m = re.search(r"^Leap status[ \t]*:[ \t]*(.*)$", tracking, re.M)  # an empty value stays on its line
+    if leap_m:
+        leap = leap_m.group(1).strip()
         ref = re.search(r"^Reference ID\s*:\s*(\S+)(?:\s+\(([^)]*)\))?", tracking, re.M)
         strat = re.search(r"^Stratum\s*:\s*(\d+)", tracking, re.M)
         off = re.search(r"^System time\s*:\s*([\d.]+) seconds (fast|slow)", tracking, re.M)
@@ -412,7 +415,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     conf_out, prob = usable(outputs, "log_conf")
     ts_out, tprob = usable(outputs, "time_sync")
     if conf_out is None and ts_out is None:
-        return not_collected("logging_time", f"log and time configuration not read: {prob}; {tprob}")
+        return not_collected("logging_time", Problem(f"log and time configuration not read: {prob}; {tprob}",
+                                                     prob.code if prob else ReasonCode.OTHER))
     problems: list[str] = []
     now = now_of(outputs)
     if now is None:
@@ -421,7 +425,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
 
     parts = dict(split_parts(conf_out.output)) if conf_out is not None else {}
     if conf_out is None:
-        problems.append(f"log configuration not read: {prob}")
+        problems.append(about(prob, "log configuration not read"))
 
     # syslog daemon and forwarding
     daemon = None
@@ -481,12 +485,13 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     }
     if jo is None:
         journald.update({"oldest_entry": None, "span_days": None, "disk_usage": None})
-        problems.append(f"journal span not read: {jprob}")
+        problems.append(about(jprob, "journal span not read"))
     else:
         journald.update(parse_journal(jo.output, now))
         if uid_of(jo.output) not in (0, None) and journald["oldest_entry"] is not None:
             journald["oldest_entry"], journald["span_days"] = None, None
-            problems.append("journal: only the user's own entries visible (needs privilege)")
+            problems.append(Problem("journal: only the user's own entries visible (needs privilege)",
+                                    ReasonCode.PERMISSION))
 
     lr_files = split_files("\n".join(parts.get("logrotate", [])))
     logrotate = parse_logrotate(lr_files)
@@ -496,18 +501,18 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     lf, lfprob = usable(outputs, "log_files")
     observed: list[dict[str, Any]] = []
     if lf is None:
-        problems.append(f"log files not listed: {lfprob}")
+        problems.append(about(lfprob, "log files not listed"))
     else:
         observed, unreadable = parse_log_files(lf.output, now)
         if unreadable:
-            problems.append("/var/log/audit not readable (needs privilege)")
+            problems.append(Problem("/var/log/audit not readable (needs privilege)", ReasonCode.PERMISSION))
 
     ad, aprob = usable(outputs, "auditd")
     au = parse_auditd(ad.output) if ad is not None else None
     if ad is None:
-        problems.append(f"auditd not read: {aprob}")
+        problems.append(about(aprob, "auditd not read"))
     elif au and au["conf_readable"] is False:
-        problems.append("auditd.conf not readable (needs privilege)")
+        problems.append(Problem("auditd.conf not readable (needs privilege)", ReasonCode.PERMISSION))
     ast = unit_state(svc, ["auditd"])
     auditd = {
         "installed": (au is not None and au["conf_readable"] is not None) or bool(ast["unit"])
@@ -521,13 +526,13 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "max_log_file_mb": au["max_log_file_mb"] if au else None,
         "max_log_file_action": au["max_log_file_action"] if au else None,
     }
-    if au and au["rules"] is None and auditd["running"] and uid_of(ad.output) not in (0, None):
-        problems.append("audit rules: needs privilege")
+    if ad is not None and au and au["rules"] is None and auditd["running"] and uid_of(ad.output) not in (0, None):
+        problems.append(Problem("audit rules: needs privilege", ReasonCode.PERMISSION))
 
     # time
     time_d = parse_time(ts_out.output) if ts_out is not None else parse_time("")
     if ts_out is None:
-        problems.append(f"time sync not read: {tprob}")
+        problems.append(about(tprob, "time sync not read"))
     tservices = {}
     active_service = None
     for name, procnames, units in (
@@ -548,7 +553,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     time_d["services"] = tservices
     if time_d["synchronized"] is None and ts_out is not None:
         if not (active_service is None and procs is not None):  # no service at all: a finding, not a gap
-            problems.append("time synchronisation state not understood")
+            problems.append(Problem("time synchronisation state not understood", ReasonCode.PARSE_ERROR))
 
     data = {
         "syslog": syslog,

@@ -54,7 +54,9 @@ import time
 from datetime import date, datetime, timezone
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import (
+    CommandSpec, Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected,
+)
 from . import identity, update_sources
 from .common import NOW, iso, load_data, now_of, usable
 
@@ -166,7 +168,8 @@ def parse_boot(text: str) -> dict[str, Any]:
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     rel, prob = usable(outputs, "os_release")
     if rel is None or not rel.output.strip():
-        return not_collected("os", f"os-release not read: {prob or 'empty output'}")
+        return not_collected("os", about(prob, "os-release not read") if prob else
+                             Problem("os-release not read: empty output", ReasonCode.TOOL_MISSING))
     osr = identity.parse_os_release(rel.output)
     problems: list[str] = []
     data: dict[str, Any] = {
@@ -236,7 +239,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     data.update(_security_sources(data, src.output if src is not None else None, table,
                                   row.get("programme") if row and ext_d else None))
     if src is None:
-        problems.append(f"update sources not read: {sprob}")
+        problems.append(about(sprob, "update sources not read"))
     cont = update_sources.parse_container(b["container"]) if b["container"] is not None else None
     data["container"] = cont["container"] if cont else None
     data["container_evidence"] = cont["evidence"] if cont else []

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import Fact, HostProbe, RawOutput, fact_with_problems, not_collected
+from ..base import Fact, HostProbe, Problem, RawOutput, ReasonCode, about, fact_with_problems, not_collected
 from .accounts import parse_shadow
 from .common import LOGIN_DEFS, PAM_CONF, SHADOW, keyvals, split_files, to_int, usable
 
@@ -113,19 +113,19 @@ def _int(v: Any) -> Optional[int]:
 def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     pam_out, prob = usable(outputs, "pam_conf")
     if pam_out is None:
-        return not_collected("password_policy", f"PAM configuration not read: {prob}")
+        return not_collected("password_policy", about(prob, "PAM configuration not read"))
     files = dict(split_files(pam_out.output))
     problems: list[str] = []
     unreadable = [p for p, lines in files.items() if lines[:1] == ["(not readable)"]]
     if unreadable:
-        problems.append("not readable (needs privilege): " + ", ".join(unreadable))
+        problems.append(Problem("not readable (needs privilege): " + ", ".join(unreadable), ReasonCode.PERMISSION))
 
     pw_rules = [r for p in _PASSWORD_STACKS for r in pam_lines(files.get(p, [])) if r["type"] == "password"]
     auth_rules = [
         r for p in _AUTH_STACKS for r in pam_lines(files.get(p, [])) if r["type"] in ("auth", "account")
     ]
     if not any(p in files for p in _PASSWORD_STACKS):
-        problems.append("no PAM password stack found (common-password/system-auth)")
+        problems.append(Problem("no PAM password stack found (common-password/system-auth)", ReasonCode.TOOL_MISSING))
 
     # Quality: pwquality.conf (+ .d) then module arguments.
     qmod = next(
@@ -182,7 +182,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ld_out, lprob = usable(outputs, "login_defs")
     defs: dict[str, str] = {}
     if ld_out is None:
-        problems.append(f"login.defs not read: {lprob}")
+        problems.append(about(lprob, "login.defs not read"))
     else:
         defs = keyvals(dict(split_files(ld_out.output)).get("/etc/login.defs", []))
     method = None
@@ -192,7 +192,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     algos: Optional[dict[str, int]] = None
     weak: Optional[list[str]] = None
     if sh_out is None:
-        problems.append(f"shadow summary not read: {sprob}")
+        problems.append(about(sprob, "shadow summary not read"))
     else:
         shadow, state = parse_shadow(sh_out.output)
         if shadow is None:

@@ -43,10 +43,16 @@ import shlex
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput
+from ..base import (
+    CommandSpec, Fact, FactStatus, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, about, first_code,
+)
 from .common import NOW, days_since, iso, load_data, now_of, split_parts, tz_of, usable
 
-_KEY = load_data("key_packages.yaml")
+
+
+def _key() -> Any:
+    """probes/data/key_packages.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("key_packages.yaml")
 
 
 def _glob_ere(glob: str) -> str:
@@ -139,34 +145,40 @@ PKG_HISTORY = CommandSpec(
     may_hang=False,
 )
 
-#: key packages' ``ii  name version`` lines, as ``dpkg-query -W`` with the key_packages.yaml globs gives them
-_VERSIONS_AWK = (
-    "BEGIN { RS = \"\"; FS = \"\\n\" } { p = s = v = \"\"; for (i = 1; i <= NF; i++) { "
-    "if ($i ~ /^Package: /) p = substr($i, 10); else if ($i ~ /^Status: /) s = substr($i, 9); "
-    "else if ($i ~ /^Version: /) v = substr($i, 10) } "
-    "if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _KEY["deb"])
-    + ")$/) print \"ii  \" p \" \" v }"
-)
+def _versions_awk() -> str:
+    """Key packages' ``ii  name version`` lines, as ``dpkg-query -W`` with the key_packages.yaml globs gives them."""
+    return (
+        "BEGIN { RS = \"\"; FS = \"\\n\" } { p = s = v = \"\"; for (i = 1; i <= NF; i++) { "
+        "if ($i ~ /^Package: /) p = substr($i, 10); else if ($i ~ /^Status: /) s = substr($i, 9); "
+        "else if ($i ~ /^Version: /) v = substr($i, 10) } "
+        "if (s == \"install ok installed\" && p ~ /^(" + "|".join(_glob_ere(n) for n in _key()["deb"])
+        + ")$/) print \"ii  \" p \" \" v }"
+    )
 
-PKG_VERSIONS = CommandSpec(
-    "pkg_versions",
-    # dpkg's database read by one awk (dpkg-query costs twice as much); same ``ii  name version`` lines
-    "if command -v dpkg-query >/dev/null 2>&1; then echo '### dpkg'; "
-    "if [ -r /var/lib/dpkg/status ]; then awk " + shlex.quote(_VERSIONS_AWK) + " /var/lib/dpkg/status; "
-    "else dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
-    + " ".join(shlex.quote(n) for n in _KEY["deb"])
-    + " 2>/dev/null | grep '^ii'; fi; fi; "
-    "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
-    "echo '### rpm'; "
-    "$_ea_g rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' "
-    + " ".join(shlex.quote(n) for n in _KEY["rpm"])
-    + " 2>&1 | sort; fi; "
-    "if command -v apk >/dev/null 2>&1; then echo '### apk'; $_ea_g apk info -v 2>/dev/null | grep -E '^("
-    + "|".join(re.escape(n) for n in _KEY["apk"])
-    + ")-[0-9]'; fi; true",
-    timeout=60,
-    may_hang=False,
-)
+
+def _pkg_versions() -> CommandSpec:
+    """Built from the key-packages table on first use (see LazyCommands)."""
+    key = _key()
+    return CommandSpec(
+        "pkg_versions",
+        # dpkg's database read by one awk (dpkg-query costs twice as much); same ``ii  name version`` lines
+        "if command -v dpkg-query >/dev/null 2>&1; then echo '### dpkg'; "
+        "if [ -r /var/lib/dpkg/status ]; then awk " + shlex.quote(_versions_awk()) + " /var/lib/dpkg/status; "
+        "else dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
+        + " ".join(shlex.quote(n) for n in key["deb"])
+        + " 2>/dev/null | grep '^ii'; fi; fi; "
+        "if command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then "
+        "echo '### rpm'; "
+        "$_ea_g rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' "
+        + " ".join(shlex.quote(n) for n in key["rpm"])
+        + " 2>&1 | sort; fi; "
+        "if command -v apk >/dev/null 2>&1; then echo '### apk'; $_ea_g apk info -v 2>/dev/null | grep -E '^("
+        + "|".join(re.escape(n) for n in key["apk"])
+        + ")-[0-9]'; fi; true",
+        timeout=60,
+        may_hang=False,
+    )
+
 
 REBOOT = CommandSpec(
     "reboot_status",
@@ -188,7 +200,7 @@ REBOOT = CommandSpec(
     may_hang=False,
 )
 
-COMMANDS = (PKG_UPDATES, PKG_SECURITY, PKG_HISTORY, PKG_VERSIONS, REBOOT, NOW)
+COMMANDS = LazyCommands(lambda: (PKG_UPDATES, PKG_SECURITY, PKG_HISTORY, _pkg_versions(), REBOOT, NOW))
 
 MAX_PENDING = 500
 
@@ -421,7 +433,7 @@ def parse_versions(text: str) -> tuple[dict[str, str], dict[str, str]]:
                 if m:
                     pkgs[m.group(1)] = m.group(2)
     comps: dict[str, str] = {}
-    for comp, patterns in _KEY["components"].items():
+    for comp, patterns in _key()["components"].items():
         for pat in patterns:
             hit = sorted(n for n in pkgs if re.match(pat, n))
             if hit:
@@ -455,7 +467,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         if how == "policy":
             found, errors = parse_apt_policy(lines)
         if idx is None:
-            problems.append("apt has no package index (/var/lib/apt/lists is empty): pending updates unknown")
+            problems.append(Problem("apt has no package index (/var/lib/apt/lists is empty): pending updates unknown",
+                                    ReasonCode.TOOL_MISSING))
         elif rc != 0 or any(e.startswith("E:") for e in errors):
             detail = "; ".join(errors) if errors else " ".join(lines[-2:])
             problems.append(f"apt {how} failed (rc={rc}): " + detail[:200])
@@ -468,7 +481,8 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         if rc in (0, 100):
             pending = parse_check_update(lines)
             if rc == 100 and not pending:
-                problems.append(f"{manager} check-update reported updates but none could be parsed")
+                problems.append(Problem(f"{manager} check-update reported updates but none could be parsed",
+                                        ReasonCode.PARSE_ERROR))
                 pending = None
         else:
             problems.append(
@@ -477,7 +491,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             )
         sec, sprob = usable(outputs, "pkg_security")
         if sec is None:
-            problems.append(f"security updates not read: {sprob}")
+            problems.append(about(sprob, "security updates not read"))
         else:
             slines = [ln for _, ls in split_parts(sec.output) for ln in ls]
             src = _rc(slines)
@@ -529,9 +543,9 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
             problems.append("apk version failed")
         problems.append("apk: security updates not counted")
     elif up is None:
-        problems.append(f"pending updates not read: {prob}")
+        problems.append(about(prob, "pending updates not read"))
     else:
-        problems.append("no known package manager (apt, dnf, yum, zypper, apk)")
+        problems.append(Problem("no known package manager (apt, dnf, yum, zypper, apk)", ReasonCode.TOOL_MISSING))
     data["pending_total"] = len(pending) if pending is not None else None
     data["pending_security"] = sec_count
     data["security_advisories"] = advisories
@@ -545,7 +559,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         else {"last": None, "source": None, "recent": []}
     )
     if hist is None:
-        problems.append(f"update history not read: {hprob}")
+        problems.append(about(hprob, "update history not read"))
     elif h["last"] is None:
         problems.append("no package install/upgrade time found")
     data["last_update"] = iso(h["last"])
@@ -565,7 +579,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         }
     )
     if rb is None:
-        problems.append(f"reboot status not read: {rprob}")
+        problems.append(about(rprob, "reboot status not read"))
     data["reboot_required"] = r["required"]
     data["reboot_signals"] = r["signals"]
     data["running_kernel"] = r["running"]
@@ -574,7 +588,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     ver, vprob = usable(outputs, "pkg_versions")
     pkgs, comps = parse_versions(ver.output) if ver is not None else ({}, {})
     if ver is None:
-        problems.append(f"package versions not read: {vprob}")
+        problems.append(about(vprob, "package versions not read"))
     data["packages"] = pkgs
     data["components"] = comps
     if now is None:
@@ -583,7 +597,7 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     status = FactStatus.PARTIAL if problems else FactStatus.COLLECTED
     if data["pending_total"] is None and data["last_update"] is None:
         status = FactStatus.NOT_COLLECTED
-    return Fact("patch", status, data, reason="; ".join(problems) or None)
+    return Fact("patch", status, data, reason="; ".join(problems) or None, reason_code=first_code(problems))
 
 
 PROBE = HostProbe(

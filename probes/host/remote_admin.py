@@ -33,7 +33,9 @@ Fact schema (``data``)::
     services: [{service: "ssh"|"telnet"|"rlogin"|"rsh"|"rexec"|"vnc"|"xrdp", installed: bool|null,
                 running: bool|null, enabled: bool|null, listening: bool|null, ports: [int],
                 via_inetd: bool|null}]
-    insecure_services: [str]   # telnet/rlogin/rsh/rexec/vnc/xrdp that run, listen or are enabled
+
+Which of these services are cleartext is the admin-encrypted-channels rule's
+``cleartext_admin_services`` parameter, not the probe's judgement.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ import re
 import shlex
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, HostProbe, RawOutput, fact_with_problems, section_problem
+from ..base import (
+    CommandSpec, Fact, HostProbe, LazyCommands, Problem, RawOutput, ReasonCode, about, fact_with_problems,
+    section_problem,
+)
 from . import sshd
 from .common import (
     INETD,
@@ -59,18 +64,31 @@ from .common import (
 )
 from .listening import parse_inetd, parse_listen
 
-_ALGOS = load_data("ssh_algorithms.yaml")
-_SERVICES = load_data("services.yaml")["remote_admin"]
 
-REMOTE_BINS = CommandSpec(
-    "remote_bins",
-    "for f in "
-    + " ".join(shlex.quote(b) for r in _SERVICES for b in r.get("binaries", []))
-    + '; do [ -e "$f" ] && echo "$f"; done; true',
-    timeout=5,
-    may_hang=False,
-)
-COMMANDS = (*sshd.COMMANDS, PAM_CONF, LISTEN, INETD, PROCESSES, SERVICES, REMOTE_BINS)
+
+def _algos() -> Any:
+    """probes/data/ssh_algorithms.yaml, read on first use (load_data caches it), never at import."""
+    return load_data("ssh_algorithms.yaml")
+
+
+def _services() -> list[dict[str, Any]]:
+    """The remote-administration services of probes/data/services.yaml, read on first use."""
+    return load_data("services.yaml")["remote_admin"]
+
+
+def _remote_bins() -> CommandSpec:
+    """Built from the services table on first use (see LazyCommands)."""
+    return CommandSpec(
+        "remote_bins",
+        "for f in "
+        + " ".join(shlex.quote(b) for r in _services() for b in r.get("binaries", []))
+        + '; do [ -e "$f" ] && echo "$f"; done; true',
+        timeout=5,
+        may_hang=False,
+    )
+
+
+COMMANDS = LazyCommands(lambda: (*sshd.COMMANDS, PAM_CONF, LISTEN, INETD, PROCESSES, SERVICES, _remote_bins()))
 
 _SUPERSERVERS = {"systemd", "inetd", "xinetd"}
 _INETD_NAMES = {
@@ -115,7 +133,7 @@ def pam_mfa(pam_text: Optional[str]) -> list[str]:
     if not pam_text:
         return []
     files = dict(split_files(pam_text))
-    mods = set(_ALGOS["mfa_pam_modules"])
+    mods = set(_algos()["mfa_pam_modules"])
     found: list[str] = []
     seen: set[str] = set()
 
@@ -150,9 +168,9 @@ def ssh_settings(outputs: Mapping[str, RawOutput]) -> dict[str, Any]:
     t = outputs.get("sshd_T")
     not_installed = t is not None and t.complete and "sshd: not found" in t.output
     ran = t is not None and t.complete and not not_installed and bool(t.output.strip())
-    t_prob = section_problem(t) if t is not None else None
+    t_prob = section_problem(t)  # a missing section too: the settings then come from the config files
     if t_prob and settings is not None and not problem:
-        problem = f"sshd -T: {t_prob}; settings from the config files"
+        problem = Problem(f"sshd -T: {t_prob}; settings from the config files", t_prob.code)
     d: dict[str, Any] = {
         "installed": False if not_installed else (True if ran else None),
         "running": None,
@@ -283,18 +301,18 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     lst, lprob = usable(outputs, "listen")
     socks = parse_listen(lst.output)[1] if lst is not None else None
     if lst is None:
-        problems.append(f"listening sockets not read: {lprob}")
+        problems.append(about(lprob, "listening sockets not read"))
     ino, iprob = usable(outputs, "inetd")
     inetd = [s for s in parse_inetd(ino.output) if s["enabled"]] if ino is not None else None
     if ino is None:
-        problems.append(f"inetd not read: {iprob}")
+        problems.append(about(iprob, "inetd not read"))
     bins_out, bprob = usable(outputs, "remote_bins")
     bins = {ln.strip() for ln in bins_out.output.splitlines()} if bins_out is not None else None
     if bins_out is None:
-        problems.append(f"binaries not checked: {bprob}")
+        problems.append(about(bprob, "binaries not checked"))
 
     rows = []
-    for r in _SERVICES:
+    for r in _services():
         is_running = running(procs, r["processes"])
         states = [unit_state(svc, [u]) for u in r["units"] if not u.endswith("@")]
         if svc is not None:
@@ -365,18 +383,10 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     if ssh["installed"] is None and ssh_row["installed"] is not None:
         ssh["installed"] = ssh_row["installed"]
     if ssh["source"] == "config" and ssh["unset_keys"] and ssh["installed"] is not False:
-        problems.append(
+        problems.append(Problem(
             "sshd -T not available (needs privilege?): settings read from the config files; not set "
-            "there (OpenSSH default applies, unknown here): " + ", ".join(ssh["unset_keys"])
-        )
-    insecure = sorted(
-        {
-            r["service"]
-            for r in rows
-            if r["service"] != "ssh" and (r["running"] or r["listening"] or r["enabled"] or r["via_inetd"])
-        }
-    )
-    data = {"ssh": ssh, "services": rows, "insecure_services": insecure}
+            "there (OpenSSH default applies, unknown here): " + ", ".join(ssh["unset_keys"]), ReasonCode.PERMISSION))
+    data = {"ssh": ssh, "services": rows}
     return fact_with_problems("remote_admin", data, problems)
 
 

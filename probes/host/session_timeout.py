@@ -22,7 +22,10 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ..base import CommandSpec, Fact, FactStatus, HostProbe, RawOutput, not_collected, section_problem
+from ..base import (
+    CommandSpec, Fact, FactStatus, HostProbe, Problem, RawOutput, ReasonCode, about, first_code, not_collected,
+    section_problem,
+)
 from . import sshd
 from .common import show_files
 
@@ -147,17 +150,25 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
     tm = outputs.get("tmout_files")
     prob = section_problem(tm)
     if prob or tm is None:
-        return not_collected("session_timeout", f"shell profile files not read: {prob}")
+        return not_collected("session_timeout", about(prob, "shell profile files not read"))
     if "(not readable)" in tm.output:
-        return not_collected("session_timeout", "a shell profile file is not readable (needs privilege)")
+        return not_collected("session_timeout", Problem("a shell profile file is not readable (needs privilege)",
+                                                        ReasonCode.PERMISSION))
     assigns = parse_tmout(tm.output)
     eff = effective_tmout(assigns)
+    problems: list[str] = []
     lg = outputs.get("logind_idle")
-    logind = parse_logind(lg.output) if lg is not None and lg.complete else None
+    lprob = section_problem(lg)
+    logind = parse_logind(lg.output) if lg is not None and not lprob else None
+    if lprob:  # logind may enforce a shorter timeout than TMOUT: the idle timeout below is then an upper bound
+        problems.append(about(lprob, "logind.conf not read"))
     tmout_val = eff["value"] if eff and eff["value"] and eff["value"] > 0 else None
     cands = [(v, s) for v, s in ((tmout_val, "TMOUT"), (logind, "logind")) if v]
     idle, src = min(cands) if cands else (None, None)
     settings, source, sprob = sshd.effective(outputs)
+    tprob = section_problem(outputs.get("sshd_T"))
+    if settings is not None and source == "config" and tprob:
+        problems.append(Problem(f"sshd -T: {tprob}; ClientAlive* read from the config files", tprob.code))
     sshd_data = None
     if settings is not None:
         sshd_data = {
@@ -174,8 +185,10 @@ def parse(outputs: Mapping[str, RawOutput]) -> Fact:
         "sshd": sshd_data,
         "sshd_problem": sprob,
     }
-    status = FactStatus.COLLECTED if sshd_data is not None else FactStatus.PARTIAL
-    return Fact("session_timeout", status, data, reason=sprob if sshd_data is None else None)
+    if sshd_data is None and sprob:
+        problems.append(sprob)
+    status = FactStatus.PARTIAL if problems or sshd_data is None else FactStatus.COLLECTED
+    return Fact("session_timeout", status, data, reason="; ".join(problems) or None, reason_code=first_code(problems))
 
 
 PROBE = HostProbe(

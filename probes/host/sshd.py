@@ -10,7 +10,7 @@ import re
 import shlex
 from typing import Mapping, Optional
 
-from ..base import CommandSpec, RawOutput, section_problem
+from ..base import CommandSpec, Problem, RawOutput, ReasonCode, section_problem
 from .common import show_files
 
 SSHD_T = CommandSpec(
@@ -113,11 +113,13 @@ def effective(outputs: Mapping[str, RawOutput]) -> tuple[Optional[dict[str, list
     why_t = section_problem(t) or (t.output.strip().splitlines()[-1][:200] if t and t.output.strip() else "no output")
     prob = section_problem(c)
     if prob:
-        return None, "config", f"sshd -T failed ({why_t}); config not read: {prob}"
+        return None, "config", Problem(f"sshd -T failed ({why_t}); config not read: {prob}", prob.code)
     if c is not None and "==> /etc/ssh/sshd_config <==" not in c.output:
-        return None, "config", f"sshd -T failed ({why_t}); /etc/ssh/sshd_config not found"
+        return None, "config", Problem(f"sshd -T failed ({why_t}); /etc/ssh/sshd_config not found",
+                                       ReasonCode.TOOL_MISSING)
     if c is not None and "(not readable)" in c.output:
-        return None, "config", f"sshd -T failed ({why_t}); sshd_config not readable (needs privilege)"
+        return None, "config", Problem(f"sshd -T failed ({why_t}); sshd_config not readable (needs privilege)",
+                                       ReasonCode.PERMISSION)
     return parse_sshd_config(c.output if c else ""), "config", None
 
 

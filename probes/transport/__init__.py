@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
-from ..base import CommandSpec
+from ..base import CommandSpec, ReasonCode, classify_reason
 from ..batch import BatchResult
 
 
@@ -30,7 +30,18 @@ def printable(text: str, limit: int = 300) -> str:
 
 
 class TransportError(Exception):
-    """The host could not be collected at all (connect, host key, login). Message is safe to log."""
+    """The host could not be collected at all (connect, host key, login). Message is safe to log.
+
+    ``code`` is set where the failure is known (a refused or unreachable address, a timeout, a login or host key
+    refused); :attr:`reason_code` falls back to the message's words only when it was not."""
+
+    def __init__(self, message: str, code: Optional[ReasonCode] = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def reason_code(self) -> ReasonCode:
+        return self.code or classify_reason(str(self))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 
 import paramiko
 
+from ..base import ReasonCode
 from . import CANCEL, TransportError, describe_error, printable
 
 MAX_RECONNECTS = 3  # a hop connection lost mid-run is made again at most this often
@@ -64,6 +65,7 @@ class Bastion:
         self._transport: Any = None  # SshTransport once connected
         self._info: Optional[dict[str, Any]] = None
         self.error: Optional[str] = None
+        self.error_code: Optional[ReasonCode] = None  # the hop's own failure code, kept with its message
         self.reconnects = 0
         self._count = threading.Lock()
         self.open_now = 0
@@ -136,7 +138,7 @@ class Bastion:
         _wait(lambda t: self._lock.acquire(timeout=t), cancel)
         try:
             if self.error:
-                raise TransportError(self.error)
+                raise TransportError(self.error, self.error_code)
             if self._transport is not None:
                 t = self._transport.client.get_transport() if self._transport.client else None
                 if t is not None and t.is_active():
@@ -148,7 +150,8 @@ class Bastion:
                 if self.reconnects > MAX_RECONNECTS:
                     self.error = (f"{self._where()}: the connection to the jump host closed during the run "
                                   f"{self.reconnects} times")
-                    raise TransportError(self.error)
+                    self.error_code = ReasonCode.UNREACHABLE
+                    raise TransportError(self.error, self.error_code)
             from .ssh import SshTransport  # here: ssh imports nothing of this module, and must not
 
             tr = SshTransport(self.hop.address, replace(self.hop.opts, become=False), cancel=self.cancel,
@@ -157,10 +160,11 @@ class Bastion:
                 session = tr.open()
             except TransportError as e:
                 tr.close()
-                self.error = f"{self._where()}: {e}"
-                raise TransportError(self.error) from None
+                self.error, self.error_code = f"{self._where()}: {e}", e.reason_code
+                raise TransportError(self.error, self.error_code) from None
             self._transport = tr
             self._info = session.info
+            assert tr.client is not None  # open() succeeded
             t = tr.client.get_transport()
             assert t is not None
             return t
@@ -174,16 +178,18 @@ class Bastion:
         except paramiko.ChannelException as e:
             text = printable(str(getattr(e, "text", "") or e), 200)
             code = getattr(e, "code", None)
-            meaning = _OPEN_FAILURES.get(code, "channel open failed")
+            meaning = (_OPEN_FAILURES.get(code, "channel open failed") if isinstance(code, int)
+                       else "channel open failed")
             raise TransportError(f"{self._where()} could not connect to {where}: {meaning} "
-                                 f"(server said {text!r}, code {code})") from None
+                                 f"(server said {text!r}, code {code})", ReasonCode.UNREACHABLE) from None
         except paramiko.SSHException as e:
             if "Timeout" in str(e):
-                raise TransportError(f"no connection to {where} through {self._where()} within {timeout:g}s") from None
+                raise TransportError(f"no connection to {where} through {self._where()} within {timeout:g}s",
+                                     ReasonCode.TIMED_OUT) from None
             raise TransportError(f"{self._where()}: cannot open a channel to {where}: {describe_error(e)}") from None
         except (EOFError, OSError) as e:
             raise TransportError(f"{self._where()}: connection lost opening a channel to {where}: "
-                                 f"{describe_error(e)}") from None
+                                 f"{describe_error(e)}", ReasonCode.UNREACHABLE) from None
 
     def abort(self) -> None:
         tr = self._transport

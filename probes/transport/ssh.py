@@ -9,20 +9,17 @@ recorded because it is itself a 12.1.1 finding.
 from __future__ import annotations
 
 import enum
+import functools
+import logging
 import os
 import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import logging
-
 import paramiko
 
-# paramiko logs tracebacks of failed handshakes at ERROR level; the reason is reported per host instead.
-logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-
-from ..base import CommandSpec
+from ..base import CommandSpec, ReasonCode
 from ..batch import BatchResult, FrameParser, build_script, new_nonce, wrapper
 from . import CANCEL, Session, TransportError, describe_error, printable
 from .runner import pump
@@ -33,6 +30,13 @@ LEGACY = {
     "pubkeys": ["ssh-rsa", "ssh-dss"],
     "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"],
 }
+
+
+@functools.cache
+def _quiet_paramiko() -> None:
+    """paramiko logs tracebacks of failed handshakes at ERROR level; the reason is reported per host instead.
+    Set when the first connection is made, not at import: importing a module configures no logging."""
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class HostKeyPolicy(str, enum.Enum):
@@ -155,7 +159,7 @@ def host_key_policy(value: str, known_hosts: str) -> paramiko.MissingHostKeyPoli
         kind = HostKeyPolicy(value)
     except ValueError:
         raise TransportError(f"unknown host_key_policy {printable(str(value), 40)!r} (expected strict, "
-                             "accept-new or off); refusing to connect") from None
+                             "accept-new or off); refusing to connect", ReasonCode.AUTH_FAILED) from None
     if kind is HostKeyPolicy.STRICT:
         return paramiko.RejectPolicy()
     if kind is HostKeyPolicy.ACCEPT_NEW:
@@ -207,11 +211,12 @@ class SshTransport:
         try:
             sock = socket.create_connection((self.address, o.port), timeout=o.connect_timeout)
         except ConnectionRefusedError:
-            raise TransportError(f"connection to {where} refused") from None
+            raise TransportError(f"connection to {where} refused", ReasonCode.UNREACHABLE) from None
         except (socket.timeout, TimeoutError):
-            raise TransportError(f"connection to {where} timed out after {o.connect_timeout:g}s") from None
+            raise TransportError(f"connection to {where} timed out after {o.connect_timeout:g}s",
+                                 ReasonCode.TIMED_OUT) from None
         except OSError as e:
-            raise TransportError(f"cannot connect to {where}: {describe_error(e)}") from None
+            raise TransportError(f"cannot connect to {where}: {describe_error(e)}", ReasonCode.UNREACHABLE) from None
         self._sock = sock
         if self.cancel.is_set():
             self.abort()
@@ -237,6 +242,7 @@ class SshTransport:
 
     def open(self) -> Session:
         o = self.opts
+        _quiet_paramiko()
         client = paramiko.SSHClient()
         kh = os.path.expanduser(o.known_hosts)
         policy = host_key_policy(o.host_key_policy, kh)
@@ -248,17 +254,19 @@ class SshTransport:
             except (OSError, paramiko.SSHException) as e:
                 raise TransportError(f"cannot read known_hosts {kh}: {describe_error(e)}") from None
         elif isinstance(policy, paramiko.RejectPolicy):
-            raise TransportError(f"known_hosts file {kh} does not exist (host_key_policy: strict)")
+            raise TransportError(f"known_hosts file {kh} does not exist (host_key_policy: strict)",
+                                 ReasonCode.AUTH_FAILED)
         client.set_missing_host_key_policy(policy)
         password = None
         if o.password_env:
             password = os.environ.get(o.password_env)
             if password is None:
-                raise TransportError(f"environment variable {o.password_env} (password_env) is not set")
+                raise TransportError(f"environment variable {o.password_env} (password_env) is not set",
+                                     ReasonCode.AUTH_FAILED)
         key_file = os.path.expanduser(o.key_file) if o.key_file else None
         if key_file and not os.path.exists(key_file):
             if password is None:
-                raise TransportError(f"key_file {key_file} does not exist")
+                raise TransportError(f"key_file {key_file} does not exist", ReasonCode.AUTH_FAILED)
             key_file = None
         disabled = {} if o.legacy_algorithms else LEGACY
         pkey = private_key(key_file) if key_file else None
@@ -280,10 +288,10 @@ class SshTransport:
         except paramiko.BadHostKeyException as e:
             raise TransportError(
                 f"host key mismatch for {self.address}:{o.port}: got {e.key.get_name()} {e.key.fingerprint}, "
-                "known_hosts has a different key (possible man-in-the-middle)"
+                "known_hosts has a different key (possible man-in-the-middle)", ReasonCode.AUTH_FAILED
             ) from None
         except paramiko.AuthenticationException:
-            raise TransportError(f"authentication failed for user {o.user!r}") from None
+            raise TransportError(f"authentication failed for user {o.user!r}", ReasonCode.AUTH_FAILED) from None
         except (paramiko.SSHException, EOFError, ConnectionError) as e:
             client.close()
             why = self._handshake_failure(e, made[-1] if made else None)
@@ -293,7 +301,7 @@ class SshTransport:
             if "not found in known_hosts" in text:
                 raise TransportError(
                     f"unknown host key for {self.address}:{o.port} (host_key_policy: strict; "
-                    "add it to known_hosts or set accept-new)"
+                    "add it to known_hosts or set accept-new)", ReasonCode.AUTH_FAILED
                 ) from None
             hint = ""
             if "acceptable" in text.lower() or "incompatible" in type(e).__name__.lower():
@@ -302,15 +310,18 @@ class SshTransport:
             raise TransportError(f"SSH negotiation failed: {describe_error(e)}{hint}") from None
         except (socket.timeout, TimeoutError):
             client.close()
-            raise TransportError(f"connection to {self.address}:{o.port} timed out after {o.connect_timeout:.0f}s") from None
+            raise TransportError(f"connection to {self.address}:{o.port} timed out after {o.connect_timeout:.0f}s",
+                                 ReasonCode.TIMED_OUT) from None
         except paramiko.ssh_exception.NoValidConnectionsError as e:
             refused = all(getattr(x, "errno", None) == 111 for x in e.errors.values())
             raise TransportError(f"connection to {self.address}:{o.port} "
-                                 + ("refused" if refused else f"failed: {describe_error(e)}")) from None
+                                 + ("refused" if refused else f"failed: {describe_error(e)}"),
+                                 ReasonCode.UNREACHABLE) from None
         except ConnectionRefusedError:
-            raise TransportError(f"connection to {self.address}:{o.port} refused") from None
+            raise TransportError(f"connection to {self.address}:{o.port} refused", ReasonCode.UNREACHABLE) from None
         except OSError as e:
-            raise TransportError(f"cannot connect to {self.address}:{o.port}: {describe_error(e)}") from None
+            raise TransportError(f"cannot connect to {self.address}:{o.port}: {describe_error(e)}",
+                                 ReasonCode.UNREACHABLE) from None
         self.client = client
         t = client.get_transport()
         assert t is not None
