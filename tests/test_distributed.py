@@ -140,6 +140,7 @@ def test_no_worker_for_a_zone(tmp_path, sshd_all, broker, keys, workers, signing
     hosts = {h["name"]: h for h in res["hosts"]}
     assert not hosts["branch-1"]["collected"]
     assert "no worker serves zone 'branch'" in hosts["branch-1"]["error"]
+    assert hosts["branch-1"]["error_code"] == "unreachable"
     assert all(hosts[h]["collected"] for h in ("app-1", "app-2", "web-1"))
     assert took < 6 + 20  # by the host deadline (plus the other hosts' collection), not forever
     assert main(["verify", out, "--pubkey", signing_key + ".pub"]) == 0
@@ -324,7 +325,8 @@ def _net_inventory(tmp, netlab, parts: dict[str, tuple[list[int], list[int]]], k
 def test_network_families_over_vantages_equal_merged_single_runs(tmp_path, netlab, broker, keys, signing_key):
     """Network families (nmap, then TLS and web over what it found) run by the worker of each vantage: the run's
     verdicts equal those of one single-process run per vantage, merged with `merge`."""
-    parts = {"internal": ([5, 6], []), "dmz": ([2, 3], []), "external": ([6], [3])}
+    # zones of their own: the module's workers (serving internal and dmz, with other keys) must not take these tasks
+    parts = {"lan": ([5, 6], []), "edge": ([2, 3], []), "external": ([6], [3])}
     w = Worker(list(parts), broker.url, keys["w-int"][0], "w-net", concurrency=4).start()
     try:
         inv = _net_inventory(tmp_path, netlab, parts, keys, "all.yml")
@@ -350,10 +352,10 @@ def test_network_families_over_vantages_equal_merged_single_runs(tmp_path, netla
 
     assert a == b, (seen(merged), seen(dist))
     net = json.load(open(os.path.join(dist, "facts", "_network.json"), encoding="utf-8"))
-    assert net["vantages"] == ["dmz", "external", "internal"]
+    assert net["vantages"] == ["edge", "external", "lan"]
     eps = {(e["host"], e["port"]): e for e in net["facts"]["tls"]["data"]["endpoints"]}
-    # found by the dmz scan and declared for the external vantage: one endpoint, seen from both
-    assert sorted(eps[(netlab.strong, 443)]["vantages"]) == ["dmz", "external"], eps[(netlab.strong, 443)]
+    # found by the edge scan and declared for the external vantage: one endpoint, seen from both
+    assert sorted(eps[(netlab.strong, 443)]["vantages"]) == ["edge", "external"], eps[(netlab.strong, 443)]
     assert main(["verify", dist, "--pubkey", signing_key + ".pub"]) == 0
 
 

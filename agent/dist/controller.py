@@ -19,7 +19,7 @@ from typing import Any, Optional
 from collectors.bundle import BundleWriter, now_iso, safe_component
 from common.yamlsrc import ConfigError
 from policies.engine import Evaluator, HostInput
-from probes.base import Evidence, not_collected
+from probes.base import Evidence, ReasonCode, not_collected
 from probes.transport import printable
 
 from ..inventory import DEFAULT_ZONE, Host, Inventory
@@ -196,13 +196,13 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
             _progress(opts, f"[{done_hosts}/{n_hosts}] {t.name}: " + (
                 "collected" if hi.collected else f"NOT collected — {hi.error}") + f" (zone {t.zone})")
 
-    def fail(t: Task, reason: str) -> None:
+    def fail(t: Task, reason: str, code: ReasonCode = ReasonCode.OTHER) -> None:
         """The task ends without a result: its host or family is 점검불가 with the reason."""
         if t.kind == "host":
             assert t.host is not None
-            st.hosts[t.name] = _host_failed(writer, t, reason)
+            st.hosts[t.name] = _host_failed(writer, t, reason, code)
         else:
-            _keep_family(st, writer, t, not_collected(t.family or "", reason).to_json(), [], None)
+            _keep_family(st, writer, t, not_collected(t.family or "", reason, code).to_json(), [], None)
             _after_family(t, None)
         finish(t)
 
@@ -292,7 +292,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                 st.lost = f"lost the broker mid-run ({mask(printable(str(e), 200)) or type(e).__name__})"
                 _progress(opts, f"distributed: {st.lost}; the remaining tasks are not collected")
                 for t in list(inflight.values()) + [t for ts in waiting.values() for t in ts]:
-                    fail(t, st.lost)
+                    fail(t, st.lost, ReasonCode.UNREACHABLE)
                 waiting.clear()
                 break
             for tid, raw in zip(ids, raws):
@@ -327,14 +327,15 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                 if now - since >= inv.timeouts.host:
                     reason = f"no worker serves zone {z!r} (none answered for {inv.timeouts.host:.0f} s)"
                     for t in [t for t in inflight.values() if t.zone == z and t.started is None]:
-                        fail(t, reason)
+                        fail(t, reason, ReasonCode.UNREACHABLE)
                     for t in waiting.pop(z, []):
-                        fail(t, reason)
+                        fail(t, reason, ReasonCode.UNREACHABLE)
                     progressed = True
             for t in list(inflight.values()):
                 if t.started is not None and now - t.started > t.deadline + STARTED_GRACE:
                     fail(t, f"worker {printable(str(t.worker), 100)} took the task but returned no result within "
-                            f"its {t.deadline:.0f} s deadline (killed, hung or cut off from the broker)")
+                            f"its {t.deadline:.0f} s deadline (killed, hung or cut off from the broker)",
+                         ReasonCode.TIMED_OUT)
                     progressed = True
             fill()
             if not progressed:
@@ -477,26 +478,30 @@ def _host_arrived(writer: BundleWriter, t: Task, body: dict[str, Any], who: dict
     facts = {str(k): v for k, v in rec["facts"].items() if isinstance(v, dict)}
     sent = rec.get("transport")
     transport: dict[str, Any] = {**(sent if isinstance(sent, dict) else {"kind": t.host.transport}), "worker": who}
-    record = {k: v for k, v in rec.items() if k in ("uid", "privilege", "warning", "connected", "duration_seconds")}
+    record = {k: v for k, v in rec.items() if k in ("uid", "privilege", "warning", "connected", "duration_seconds",
+                                                   "error_code")}
     # the host's identity is the controller's (the inventory), never what a worker says it is
     record = {"host": _host_meta(t.host), "collected": bool(rec.get("collected")),
               "error": printable(str(rec["error"]), 1000) if rec.get("error") else None,
               "transport": transport, **record, "worker": who, "facts": facts, "evidence": evidence}
     rel = writer.write_json(f"facts/{safe_component(t.name)}.json", record)
     return HostInput(meta=record["host"], collected=record["collected"], error=record["error"], facts=None,
-                     evidence=evidence, session=transport, facts_file=writer.path(rel))
+                     evidence=evidence, session=transport, facts_file=writer.path(rel),
+                     error_code=record.get("error_code"))
 
 
-def _host_failed(writer: BundleWriter, t: Task, reason: str) -> HostInput:
+def _host_failed(writer: BundleWriter, t: Task, reason: str, code: ReasonCode) -> HostInput:
+    """A host no worker result came back for: 점검불가, with the reason and its code (no worker, lost broker:
+    unreachable; a worker past its deadline: timed out; a refused result: other)."""
     assert t.host is not None
     transport = {"kind": t.host.transport, "worker": {"zone": t.zone, "task_id": t.id,
                                                       **({"taken_by": t.worker} if t.worker else {})}}
     meta = _host_meta(t.host)
-    record = {"host": meta, "collected": False, "error": reason, "transport": transport,
+    record = {"host": meta, "collected": False, "error": reason, "error_code": code.value, "transport": transport,
               "duration_seconds": round(time.monotonic() - t.sent, 3) if t.sent else 0.0, "facts": {}, "evidence": {}}
     rel = writer.write_json(f"facts/{safe_component(t.name)}.json", record)
     return HostInput(meta=meta, collected=False, error=reason, facts=None, evidence={},
-                     session=transport, facts_file=writer.path(rel))
+                     session=transport, facts_file=writer.path(rel), error_code=code.value)
 
 
 def _keep_family(st: _State, writer: BundleWriter, t: Task, fact: dict[str, Any], files: list[str],
