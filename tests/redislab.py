@@ -5,7 +5,8 @@ broker killed mid-run, a TLS certificate that does not verify) are behaviours of
 of the client libraries, which a fake would only imitate. Each server gets
 
 * its own temporary directory with a generated config file (mode 0600: it holds the password);
-* ``requirepass`` with a random password and ``protected-mode yes``, bound to one address
+* ``requirepass`` with a random password (or, with ``username=``, an ACL file whose only enabled user has
+  it as a SHA-256 digest) and ``protected-mode yes``, bound to one address
   (a free loopback port by default, or a given address, e.g. inside a network namespace);
 * no persistence (``save ""``, ``appendonly no``) and no unix socket, so nothing outlives it
   and nothing is reachable except the TCP listener;
@@ -22,6 +23,7 @@ readiness is then checked by a ``PING`` run inside that namespace.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import secrets
 import shutil
@@ -40,6 +42,9 @@ from tests.sshd import free_port
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: what the docs' ACL user may do: everything but the dangerous commands (CONFIG, DEBUG, KEYS, FLUSHALL, …)
+ACL_RULES = "~* &* +@all -@dangerous"
 
 _LIVE: "weakref.WeakSet[RedisServer]" = weakref.WeakSet()
 
@@ -108,7 +113,8 @@ class RedisServer:
 
     def __init__(self, host: str = "127.0.0.1", port: Optional[int] = None, *, netns: Optional[str] = None,
                  password: Optional[str] = None, tls: bool = False, tls_client_auth: bool = False,
-                 maxmemory: str = "64mb", db: int = 0) -> None:
+                 maxmemory: str = "64mb", db: int = 0, username: Optional[str] = None,
+                 acl_rules: str = ACL_RULES, config: Optional[str] = None) -> None:
         self.host = host
         self.netns = netns
         self.password = password or secrets.token_urlsafe(24)  # URL-safe: no escaping surprises in the URL
@@ -116,6 +122,9 @@ class RedisServer:
         self.tls_client_auth = tls_client_auth
         self.maxmemory = maxmemory
         self.db = db
+        self.username = username  # an ACL user (aclfile, default user off) instead of requirepass
+        self.acl_rules = acl_rules
+        self.config = config  # a whole config text instead of config_text() (to test a documented recipe)
         self._fixed_port = port
         self.port = port or (6379 if netns else 0)
         self.dir = tempfile.mkdtemp(prefix="ea-redis-")
@@ -132,7 +141,8 @@ class RedisServer:
     def url(self) -> str:
         """``redis://:PASSWORD@HOST:PORT/DB``, or with TLS the ``rediss://`` URL that verifies the server."""
         scheme = "rediss" if self.tls else "redis"
-        base = f"{scheme}://:{quote(self.password, safe='')}@{_url_host(self.host)}:{self.port}/{self.db}"
+        user = quote(self.username, safe="") if self.username else ""
+        base = f"{scheme}://{user}:{quote(self.password, safe='')}@{_url_host(self.host)}:{self.port}/{self.db}"
         if not self.tls_files:
             return base
         q = f"?ssl_cert_reqs=required&ssl_ca_certs={quote(self.tls_files.ca_file, safe='/')}"
@@ -145,7 +155,7 @@ class RedisServer:
         lines = [
             f"bind {self.host}",
             "protected-mode yes",
-            f"requirepass {self.password}",
+            (f"aclfile {self.acl_file}" if self.username else f"requirepass {self.password}"),
             "# no unixsocket line: the TCP listener is the only way in",
             "daemonize no",
             "supervised no",
@@ -191,10 +201,19 @@ class RedisServer:
                     raise
         raise RedisLabError("unreachable")  # pragma: no cover
 
+    @property
+    def acl_file(self) -> str:
+        return os.path.join(self.dir, "users.acl")
+
     def _spawn(self) -> None:
+        if self.username:  # the password only as its SHA-256, as the docs recommend
+            digest = hashlib.sha256(self.password.encode()).hexdigest()
+            fd = os.open(self.acl_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"user default off\nuser {self.username} on #{digest} {self.acl_rules}\n")
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(self.config_text())
+            f.write(self.config if self.config is not None else self.config_text())
         argv = [REDIS_SERVER, self.conf]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]  # ip execs redis-server: same pid

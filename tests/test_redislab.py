@@ -135,3 +135,15 @@ def test_a_broker_inside_a_network_namespace_is_reachable_only_there():
             redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1).ping()
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_acl_user_instead_of_requirepass():
+    with start_redis(username="evidence-agent") as srv:
+        assert srv.url == f"redis://evidence-agent:{srv.password}@127.0.0.1:{srv.port}/0"
+        acl = open(srv.acl_file).read()
+        assert srv.password not in acl and "user default off" in acl  # only the SHA-256 of the password
+        assert srv.client().ping() is True
+        with pytest.raises(redis.AuthenticationError):  # password alone logs in as the disabled default user
+            redis.Redis(host="127.0.0.1", port=srv.port, password=srv.password, socket_timeout=2).ping()
+        with pytest.raises(redis.ResponseError, match="no permissions"):  # -@dangerous
+            srv.client().flushall()
