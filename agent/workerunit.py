@@ -15,8 +15,9 @@ Why it looks the way it does:
   directory (``known_hosts`` beside it), private ``/tmp``, no new privileges, kernel tunables,
   modules, logs and clock protected, only IP, unix, netlink and packet sockets (nmap needs the
   last two as root);
-* ``Restart=on-failure``: a lost broker or a crash restarts it; Celery's late acknowledgement
-  redelivers what it was doing. The start rate is limited so a wrong URL does not spin.
+* ``Restart=on-failure`` every 15 s with no start limit: a broker down for maintenance is waited out
+  instead of leaving the unit failed for good, and a wrong URL shows in the journal every 15 s rather
+  than in a tight loop; Celery's late acknowledgement redelivers what a crashed worker was doing.
 """
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ class WorkerJob:
 def render(job: WorkerJob) -> str:
     """The unit file's text (deterministic, so a reinstall with the same options rewrites the same bytes)."""
     assert job.name is not None
+    for p in (job.state_dir, job.key_path, *job.writable):
+        if "\n" in p or "\r" in p:
+            raise ScheduleError(f"{p!r}: a line break cannot be written into a unit file")
     cmd = " ".join(_sd_quote(a) for a in job.command())
     hostname = job.hostname or f"{job.name}@%H"  # systemd expands %H (this machine's host name)
     cmd += " --hostname " + hostname.replace("%h", "%H")
@@ -114,14 +118,14 @@ def render(job: WorkerJob) -> str:
         "[Unit]\n"
         f"Description=evidence-agent collection worker ({', '.join(job.zones)})\n"
         "Wants=network-online.target\nAfter=network-online.target\n"
-        "StartLimitIntervalSec=600\nStartLimitBurst=20\n\n"
+        "StartLimitIntervalSec=0\n\n"
         "[Service]\nType=simple\n"
         f"{user}"
         f"WorkingDirectory={_sd_path(job.state_dir)}\n"
         f"EnvironmentFile={_sd_path(os.path.join(job.state_dir, 'env'))}\n"
         f"{env_lines}"
         f"ExecStart={cmd}\n"
-        "Restart=on-failure\nRestartSec=10\n"
+        "Restart=on-failure\nRestartSec=15\n"
         f"TimeoutStopSec={STOP_TIMEOUT}\n"
         "UMask=0077\nNoNewPrivileges=yes\nPrivateTmp=yes\n"
         "ProtectSystem=strict\nProtectHome=read-only\n"

@@ -69,7 +69,7 @@ def test_install_worker_writes_a_sandboxed_unit_without_the_broker_secret(tmp_pa
     exec_line = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
     assert exec_line == (f"ExecStart={exe} worker --zone dmz --key \"{state}/worker_key\" --concurrency 4 "
                          "--hostname dmz@%H")
-    for want in ("Type=simple", "Restart=on-failure", f"EnvironmentFile={state}/env", "NoNewPrivileges=yes",
+    for want in ("Type=simple", "Restart=on-failure", "RestartSec=15", "StartLimitIntervalSec=0", f"EnvironmentFile={state}/env", "NoNewPrivileges=yes",
                  "PrivateTmp=yes", "ProtectSystem=strict", "ProtectHome=read-only", f'ReadWritePaths="-{state}"',
                  "WantedBy=multi-user.target", "# evidence-agent worker: dmz"):
         assert want in text.splitlines(), want
@@ -129,6 +129,7 @@ def test_another_broker_variable_a_user_and_several_zones(tmp_path, stand_in, ca
     (["--zone", "dmz", "--concurrency", "0"], "between 1 and 1024"),
     (["--zone", "dmz", "--hostname", "w%i"], "--hostname"),
     (["--zone", "dmz", "--user", "no-such-user-ea"], "no such user"),
+    (["--zone", "dmz", "--key", "/tmp/a\nExecStartPre=/bin/evil"], "line break"),
 ])
 def test_bad_worker_options_are_refused_and_nothing_is_written(tmp_path, capsys, args, why):
     units = tmp_path / "units"
