@@ -99,6 +99,32 @@ def register(sub: Any) -> None:
     rm.add_argument("--unit-dir")
     rm.add_argument("--cron-file")
     rm.set_defaults(func=cmd_schedule_remove)
+    w = ss.add_parser("install-worker", help="install a distributed-mode collection worker as a systemd service",
+                      description="Write evidence-agent-worker-NAME.service, which runs `evidence-agent worker "
+                                  "--zone ZONE --key KEY` and restarts it on failure. The broker URL (it holds the "
+                                  "Redis password) is never written into the unit: set it in the environment "
+                                  "variable --broker-env while installing and it is stored in STATE/env (mode "
+                                  "0600), or add it there yourself. See docs/distributed.md.")
+    w.add_argument("--zone", action="append", required=True, help="zone whose queue it serves (repeatable)")
+    w.add_argument("--broker-env", default="EVIDENCE_AGENT_BROKER", metavar="VAR",
+                   help="environment variable holding the broker URL (default: %(default)s)")
+    w.add_argument("--key", help="the worker's own Ed25519 key (default STATE/worker_key; "
+                                 "`evidence-agent keygen --worker`)")
+    w.add_argument("--concurrency", "-j", type=int, help="tasks at once (default: the worker's own)")
+    w.add_argument("--hostname", help="worker node name (default NAME@%%H: this machine's host name)")
+    w.add_argument("--name", help="unit name suffix (default: the zones joined by '-')")
+    w.add_argument("--unit-dir", help="write the unit here instead of /etc/systemd/system (then nothing is enabled)")
+    w.add_argument("--state-dir", help="working directory and env file (default /var/lib/evidence-agent/worker-NAME)")
+    w.add_argument("--user", default="root", help="run the worker as this user (default: %(default)s)")
+    w.add_argument("--writable", action="append", default=[], metavar="DIR",
+                   help="another directory the sandboxed worker may write (e.g. its known_hosts folder)")
+    w.add_argument("--no-enable", action="store_true", help="write the unit but do not enable it")
+    w.add_argument("--exec", dest="exe", help="evidence-agent executable to run (default: this installation)")
+    w.set_defaults(func=cmd_schedule_install_worker)
+    rw = ss.add_parser("remove-worker", help="remove a worker service written by install-worker")
+    rw.add_argument("name")
+    rw.add_argument("--unit-dir")
+    rw.set_defaults(func=cmd_schedule_remove_worker)
     s.set_defaults(func=lambda a: (s.print_help(), EXIT_INVALID)[1])
 
 
@@ -446,4 +472,48 @@ def cmd_schedule_remove(a: argparse.Namespace) -> int:
         return EXIT_OUTPUT
     for t in touched:
         print(f"removed schedule {a.name}: {t}")
+    return EXIT_OK
+
+
+def cmd_schedule_install_worker(a: argparse.Namespace) -> int:
+    from . import schedule as sch
+    from . import workerunit as wu
+
+    try:
+        job = wu.WorkerJob(zones=a.zone, state_dir="", key=os.path.abspath(a.key) if a.key else None,
+                           concurrency=a.concurrency, broker_env=a.broker_env, user=a.user, name=a.name,
+                           hostname=a.hostname, writable=[os.path.abspath(d) for d in a.writable],
+                           exe=[os.path.abspath(a.exe)] if a.exe else None)
+        assert job.name is not None
+        job.state_dir = os.path.abspath(a.state_dir or wu.default_state_dir(job.name))
+        inst = wu.install(job, a.unit_dir, enable=not a.no_enable)
+    except sch.ScheduleError as e:
+        _err(str(e))
+        return EXIT_INVALID
+    except OSError as e:
+        _err(f"cannot write the worker service: {e.filename}: {e.strerror}")
+        return EXIT_OUTPUT
+    print(f"worker {inst.name}: zones {', '.join(job.zones)}")
+    print(f"  wrote {inst.unit}")
+    if inst.env_file:
+        print(f"  wrote {inst.env_file} (${job.broker_env}, mode 0600)")
+    print(f"  state directory: {job.state_dir}; key: {job.key_path}")
+    for n in inst.notes:
+        print(f"  {n}")
+    return EXIT_OK
+
+
+def cmd_schedule_remove_worker(a: argparse.Namespace) -> int:
+    from . import schedule as sch
+    from . import workerunit as wu
+
+    try:
+        path = wu.remove(a.name, a.unit_dir)
+    except sch.ScheduleError as e:
+        _err(str(e))
+        return EXIT_INVALID
+    except OSError as e:
+        _err(f"cannot remove the worker service: {e.filename}: {e.strerror}")
+        return EXIT_OUTPUT
+    print(f"removed worker {a.name}: {path}")
     return EXIT_OK

@@ -290,6 +290,14 @@ def _sd_quote(arg: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _sd_path(path: str) -> str:
+    """A path setting (WorkingDirectory=, EnvironmentFile=): taken literally to the end of the line, so never
+    quoted (systemd would keep the quotes and call the path relative); only ``%`` needs escaping."""
+    if "\n" in path:
+        raise ScheduleError(f"{path!r}: a newline cannot be written into a unit file")
+    return path.replace("%", "%%")
+
+
 def unit_names(name: str) -> tuple[str, str]:
     return f"evidence-agent-{name}.service", f"evidence-agent-{name}.timer"
 
@@ -312,8 +320,8 @@ def render_systemd(job: Job, spec: CronSpec) -> tuple[str, str]:
         f"Description=evidence-agent scheduled evidence collection ({job.name})\n"
         "Wants=network-online.target\nAfter=network-online.target\n\n"
         "[Service]\nType=oneshot\n"
-        f"WorkingDirectory={_sd_quote(job.state_dir)}\n"
-        f"EnvironmentFile=-{_sd_quote(os.path.join(job.state_dir, 'env'))}\n"
+        f"WorkingDirectory={_sd_path(job.state_dir)}\n"
+        f"EnvironmentFile=-{_sd_path(os.path.join(job.state_dir, 'env'))}\n"
         f"{env_lines}"
         f"ExecStart={' '.join(_sd_quote(a) for a in job.command())}\n"
         "# 5: another run still holds the bundles directory's lock; that run will finish the work.\n"

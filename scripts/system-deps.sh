@@ -5,9 +5,9 @@
 set -eu
 case "${1:-run}" in
   run)  want="nmap:nmap ssh-keygen:openssh-client" ;;
-  test) want="nmap:nmap ssh-keygen:openssh-client sshd:openssh-server openssl:openssl nginx:nginx-light unshare:util-linux ip:iproute2 chromium:chromium pdftoppm:poppler-utils fc-list:fontconfig sudo:sudo iptables-restore:iptables nsenter:util-linux flock:util-linux systemd-analyze:systemd busybox:busybox nft:nftables" ;;
+  test) want="nmap:nmap ssh-keygen:openssh-client sshd:openssh-server openssl:openssl nginx:nginx-light unshare:util-linux ip:iproute2 chromium:chromium pdftoppm:poppler-utils fc-list:fontconfig sudo:sudo iptables-restore:iptables nsenter:util-linux flock:util-linux systemd-analyze:systemd busybox:busybox nft:nftables redis-server:redis-server" ;;
   pdf)  want="chromium:chromium fc-list:fontconfig" ;;
-  bench) want="nmap:nmap ssh-keygen:openssh-client sshd:openssh-server openssl:openssl nginx:nginx-light unshare:util-linux ip:iproute2 testssl:testssl.sh" ;;
+  bench) want="nmap:nmap ssh-keygen:openssh-client sshd:openssh-server openssl:openssl nginx:nginx-light unshare:util-linux ip:iproute2 testssl:testssl.sh redis-server:redis-server" ;;
   *) echo "usage: $0 run|test|bench|pdf" >&2; exit 2 ;;
 esac
 missing=""
