@@ -187,6 +187,10 @@ class HostLog:
             "host", msg, host=name, address=self.addresses.get(name), outcome=outcome,
             duration_seconds=round(duration, 3), error=error)
 
+    def task(self, event: str, msg: str, **fields: Any) -> None:
+        (self.log.warning if event in ("task-refused", "task-failed", "zone-without-worker", "worker-died",
+                                       "broker-lost") else self.log.info)(event, msg, **fields)
+
     def close(self) -> None:
         pass
 

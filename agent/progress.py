@@ -30,6 +30,10 @@ class ScanObserver:
     def host_done(self, name: str, collected: bool, error: Optional[str], duration: float) -> None:
         pass
 
+    def task(self, event: str, msg: str, **fields: Any) -> None:
+        """Distributed mode (agent.dist): a task sent, taken, given out again, its result accepted or refused;
+        ``fields`` name task_id, zone, host and worker."""
+
     def close(self) -> None:
         pass
 
@@ -49,6 +53,10 @@ class Fanout(ScanObserver):
     def host_done(self, name: str, collected: bool, error: Optional[str], duration: float) -> None:
         for o in self.observers:
             o.host_done(name, collected, error, duration)
+
+    def task(self, event: str, msg: str, **fields: Any) -> None:
+        for o in self.observers:
+            o.task(event, msg, **fields)
 
     def close(self) -> None:
         for o in self.observers:

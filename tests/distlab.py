@@ -7,109 +7,38 @@ each worker is a separate process started with the same CLI a site runs, optiona
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
-from sshd import free_port
+from redislab import RedisServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
-@dataclass
-class Redis:
-    """A redis-server the test owns: its own config and folder, a random password, no persistence."""
+class Redis(RedisServer):
+    """The broker of the distributed-mode tests: :class:`redislab.RedisServer` (password, no persistence, its own
+    folder) under the argument names these tests use — ``bind`` (an address inside a namespace for the lab) and
+    ``dir`` (where its folder goes, for benchmarks that keep their work files together)."""
 
-    bind: str = "127.0.0.1"
-    port: int = 0
-    password: str = field(default_factory=lambda: secrets.token_hex(16))
-    netns: Optional[str] = None
-    dir: str = ""
-    proc: Optional[subprocess.Popen] = None
+    def __init__(self, bind: str = "127.0.0.1", port: int = 0, netns: Optional[str] = None, dir: str = "",
+                 **kw: Any) -> None:
+        super().__init__(bind, port or None, netns=netns, maxmemory=kw.pop("maxmemory", "512mb"), **kw)
+        if dir:
+            os.makedirs(dir, mode=0o700, exist_ok=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = dir
+            self.conf = os.path.join(dir, "redis.conf")
+            self.log = os.path.join(dir, "redis.log")
 
     @property
-    def url(self) -> str:
-        host = f"[{self.bind}]" if ":" in self.bind else self.bind
-        return f"redis://:{self.password}@{host}:{self.port}/0"
-
-    def start(self) -> "Redis":
-        if not os.path.exists(REDIS):
-            raise RuntimeError("redis-server is not installed (scripts/system-deps.sh test installs it)")
-        self.dir = self.dir or tempfile.mkdtemp(prefix="ea-redis-")
-        self.port = self.port or free_port(self.bind if not self.netns else "127.0.0.1")
-        conf = os.path.join(self.dir, "redis.conf")
-        with open(conf, "w") as f:
-            f.write(f"bind {self.bind}\nport {self.port}\nrequirepass {self.password}\nprotected-mode yes\n"
-                    f"save \"\"\nappendonly no\ndaemonize no\ndir {self.dir}\nlogfile {self.dir}/redis.log\n"
-                    "unixsocket \"\"\nmaxclients 2000\n")
-        os.chmod(conf, 0o600)
-        argv = [REDIS, conf]
-        if self.netns:
-            argv = ["ip", "netns", "exec", self.netns, *argv]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        self.wait()
-        return self
-
-    def client(self):  # noqa: ANN201 - redis.Redis
-        import redis
-
-        return redis.Redis(host=self.bind, port=self.port, password=self.password, socket_timeout=2,
-                           socket_connect_timeout=2)
-
-    def wait(self, timeout: float = 10.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc and self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {self.log()[-1000:]}")
-            try:
-                if self.netns:
-                    r = subprocess.run(["ip", "netns", "exec", self.netns, "redis-cli", "-h", self.bind, "-p",
-                                        str(self.port), "--no-auth-warning", "-a", self.password, "ping"],
-                                       capture_output=True, text=True, timeout=5)
-                    if r.stdout.strip() == "PONG":
-                        return
-                elif self.client().ping():
-                    return
-            except Exception:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not answer PING")
-
-    def log(self) -> str:
-        try:
-            with open(os.path.join(self.dir, "redis.log")) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        """SIGKILL: the broker is lost, as when its machine dies."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def __enter__(self) -> "Redis":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def bind(self) -> str:
+        return self.host
 
 
 def worker_key(path: str) -> str:

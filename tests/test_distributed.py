@@ -359,16 +359,24 @@ def test_network_families_over_vantages_equal_merged_single_runs(tmp_path, netla
     assert main(["verify", dist, "--pubkey", signing_key + ".pub"]) == 0
 
 
-def test_scheduled_run_with_broker(tmp_path, sshd_all, broker, keys, workers, signing_key):
-    """`run --broker`: the scheduled verb goes through the workers too (bundle, latest, index)."""
+def test_scheduled_run_with_broker(tmp_path, sshd_all, broker, keys, workers, signing_key, capsys):
+    """`run --broker`: the scheduled verb goes through the workers too (bundle, latest, index), and its JSON log
+    names each task's id, zone, host and worker (joinable with the workers' own logs)."""
     inv = write(tmp_path, sshd_all, {"internal": [keys["w-int"][1]], "dmz": [keys["w-dmz"][1]]})
     root = str(tmp_path / "bundles")
     assert main(["run", "--inventory", inv, "--bundles", root, "--key", signing_key, "--only", "host", "-q",
-                 "--broker", broker.url]) == 0
+                 "--log-json", "--broker", broker.url]) == 0
     latest = os.path.join(root, "latest")
     assert facts(latest, "web-1")["worker"]["hostname"] == "w-dmz"
     line = open(os.path.join(root, "index.jsonl"), encoding="utf-8").read()
     assert broker.password not in line
+    err = capsys.readouterr().err
+    assert broker.password not in err
+    events = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+    done = [e for e in events if e.get("event") == "task-result" and e.get("host") == "web-1"]
+    assert done and done[0]["zone"] == "dmz" and done[0]["worker"] == "w-dmz" and done[0]["task_id"]
+    assert done[0]["task_id"] == facts(latest, "web-1")["worker"]["task_id"]
+    assert '"task-done"' in workers["w-dmz"].log() and done[0]["task_id"] in workers["w-dmz"].log()
 
 
 def test_worker_scope_bounds_what_a_task_can_reach(tmp_path, sshd_all, broker, keys, workers, signing_key):

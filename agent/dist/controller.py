@@ -162,6 +162,12 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                     f"{', '.join(sorted(waiting)) or '-'} through {mask(cfg.url)}")
     client.set(run_key, "open", ex=7 * 86400)
 
+    def tell(event: str, t: Optional[Task], msg: str, **fields: Any) -> None:
+        """A structured task event for the run's observers (``run --log-json``): task_id, zone, host, worker."""
+        if obs is not None and hasattr(obs, "task"):
+            base = {"task_id": t.id, "zone": t.zone, "host": t.name} if t else {}
+            obs.task(event, msg, **base, **fields)
+
     def send(t: Task) -> None:
         if t.host is not None:
             body = payload.host_task(run_id, inv, t.host, t.zone)
@@ -171,6 +177,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
         app.send_task(TASK_NAME, args=[payload.encode(body)], queue=queue(t.zone), task_id=t.id)
         t.sent = time.monotonic()
         inflight[t.id] = t
+        tell("task-sent", t, f"{t.name}: sent to {queue(t.zone)}")
         if t.kind == "host" and obs:
             obs.host_started(t.name)
 
@@ -198,6 +205,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
 
     def fail(t: Task, reason: str, code: ReasonCode = ReasonCode.OTHER) -> None:
         """The task ends without a result: its host or family is 점검불가 with the reason."""
+        tell("task-failed", t, f"{t.name}: {reason}", reason_code=code.value)
         if t.kind == "host":
             assert t.host is not None
             st.hosts[t.name] = _host_failed(writer, t, reason, code)
@@ -229,6 +237,8 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
         info = st.workers.setdefault(fp, {"fingerprint": fp, "hostname": who["hostname"], "zones": set(), "tasks": 0})
         info["zones"].add(t.zone)
         info["tasks"] += 1
+        tell("task-result", t, f"{t.name}: result of worker {who['hostname']} accepted", worker=who["hostname"],
+             fingerprint=fp, attempt=body.get("attempt"))
         if body.get("refused"):
             return fail(t, f"{printable(str(body['refused']), 500)} (worker {who['hostname']}, zone {t.zone})")
         try:
@@ -252,6 +262,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
             return fail(t, f"the workers holding the task died twice (last {printable(str(t.node), 100)}); "
                            "not given out again")
         _progress(opts, f"distributed: worker {t.node} died holding {t.name}; giving the task out again")
+        tell("worker-died", t, f"{t.name}: worker {t.node} died holding it; given out again", worker=t.node)
         t.dead.add(str(t.node))
         t.resent += 1
         t.started = t.worker = t.node = None
@@ -290,6 +301,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                     time.sleep(1.0)
                     continue
                 st.lost = f"lost the broker mid-run ({mask(printable(str(e), 200)) or type(e).__name__})"
+                tell("broker-lost", None, st.lost)
                 _progress(opts, f"distributed: {st.lost}; the remaining tasks are not collected")
                 for t in list(inflight.values()) + [t for ts in waiting.values() for t in ts]:
                     fail(t, st.lost, ReasonCode.UNREACHABLE)
@@ -309,6 +321,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                         # first taken, or taken again after its task process died (late acknowledgement)
                         t.worker, t.node, t.started = who, str(res.get("hostname")), time.monotonic()
                         t.deliveries += 1
+                        tell("task-started", t, f"{t.name}: taken by {t.node}", worker=t.node)
                 elif status == "SUCCESS":
                     arrived(t, meta.get("result"))
                     progressed = True
