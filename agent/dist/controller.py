@@ -10,6 +10,7 @@ an unknown key, and a broker lost mid-run (what arrived is kept, the bundle is s
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -255,11 +256,13 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
         inflight.pop(t.id, None)
         send(t)
 
-    last_live = 0.0
+    live = _Liveness(app)
+    seen_round = 0
     served: set[str] = set()
     no_worker_since: dict[str, float] = {}
     lost_since: Optional[float] = None
     try:
+        live.start()
         fill()
         while inflight or any(waiting.values()):
             if opts.cancel.is_set():
@@ -269,9 +272,11 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
             try:
                 ids = list(inflight)
                 raws = client.mget([app.backend.get_key_for_task(i) for i in ids]) if ids else []
-                if now - last_live >= LIVENESS_EVERY:
-                    served, nodes = _zones_served(app)
-                    last_live = time.monotonic()
+                live_round, live_served, nodes, live_error = live.latest()
+                if live_error is not None:
+                    raise live_error
+                if live_round > seen_round:
+                    seen_round, served = live_round, live_served
                     for t in list(inflight.values()):
                         if t.started is None or not t.node:
                             continue
@@ -290,6 +295,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                     fail(t, st.lost)
                 waiting.clear()
                 break
+            done: list[tuple[Task, dict[str, Any]]] = []
             for tid, raw in zip(ids, raws):
                 t = inflight.get(tid)
                 if t is None or raw is None:
@@ -303,14 +309,22 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                         # first taken, or taken again after its task process died (late acknowledgement)
                         t.worker, t.node, t.started = who, str(res.get("hostname")), time.monotonic()
                         t.deliveries += 1
-                elif status == "SUCCESS":
+                elif status in ("SUCCESS", "FAILURE", "REVOKED"):
+                    done.append((t, meta))
+            if done:
+                # the finished tasks' slots are given out before their results are checked and written: a worker
+                # never waits for the controller's bookkeeping of a whole batch (slow when the box is busy)
+                for t, _ in done:
+                    inflight.pop(t.id, None)
+                fill()
+                progressed = True
+            for t, meta in done:
+                if meta.get("status") == "SUCCESS":
                     arrived(t, meta.get("result"))
-                    progressed = True
-                elif status in ("FAILURE", "REVOKED"):
+                else:
                     res = meta.get("result") or {}
-                    fail(t, f"the worker's task failed: {printable(str(res.get('exc_type') or status), 80)}: "
-                            f"{printable(str(res.get('exc_message') or ''), 300)}")
-                    progressed = True
+                    fail(t, f"the worker's task failed: {printable(str(res.get('exc_type') or meta.get('status')), 80)}"
+                            f": {printable(str(res.get('exc_message') or ''), 300)}")
             now = time.monotonic()
             for z in {t.zone for t in inflight.values()} | {z for z, ts in waiting.items() if ts}:
                 if z in served:
@@ -334,12 +348,14 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
             if not progressed:
                 time.sleep(POLL)
     except BaseException:
+        live.stopped.set()
         _revoke(app, list(inflight))
         try:
             client.delete(run_key)
         except Exception:
             pass
         raise
+    live.stopped.set()
     try:
         client.delete(run_key)  # tasks still queued for this run are refused by any worker from now on
     except Exception:
@@ -380,6 +396,38 @@ def _version() -> str:
 
 def _family_task(name: str, zone: str, job: NetJob) -> Task:
     return Task(str(uuid.uuid4()), "family", zone, name, REGISTRY[name].deadline(job), job=job, family=name)
+
+
+class _Liveness(threading.Thread):
+    """The broadcast "which workers are alive, which zones do they serve", every LIVENESS_EVERY seconds in its own
+    thread: each waits a second for replies, and the poll loop must go on streaming results and giving out work
+    meanwhile (done inline, it left every slot idle for a third of the run). The loop reads the latest round."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(name="ea-liveness", daemon=True)
+        self.app = app
+        self.lock = threading.Lock()
+        self.round = 0
+        self.served: set[str] = set()
+        self.nodes: set[str] = set()
+        self.error: Optional[Exception] = None
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                served, nodes = _zones_served(self.app)
+                with self.lock:
+                    self.served, self.nodes, self.error = served, nodes, None
+                    self.round += 1
+            except Exception as e:  # the broker is gone: the poll loop decides what that means
+                with self.lock:
+                    self.error = e
+            self.stopped.wait(LIVENESS_EVERY)
+
+    def latest(self) -> tuple[int, set[str], set[str], Optional[Exception]]:
+        with self.lock:
+            return self.round, self.served, self.nodes, self.error
 
 
 def _zones_served(app: Any) -> tuple[set[str], set[str]]:
