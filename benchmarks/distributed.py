@@ -241,7 +241,7 @@ def inside(a: argparse.Namespace) -> int:
     signing.keygen(key)
     wkeys = {z: os.path.join(work, f"worker-{z}.key") for z in ZONES}
     pubs = {z: worker_key(p) for z, p in wkeys.items()}
-    target = fleet.Target(work, n, a.apt_cache)
+    target = fleet.Target(work, n, a.apt_cache, own_pids=True)
     summary: list[dict[str, Any]] = []
     ok = True
     try:
