@@ -54,6 +54,7 @@ bench: system-deps-bench $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/lab_collect.py
 	$(PY) benchmarks/bastion.py
+	$(PY) benchmarks/distributed.py
 
 ## Reliability figures (root): SSH faults survived, killed runs left verifiable, tamper cases rejected, secrets leaked
 reliability: system-deps-test $(STAMP)

@@ -151,7 +151,9 @@ def end_ssh_masters() -> int:
 # -- the target: one sshd for all addresses ------------------------------------------------------------
 
 class Target:
-    def __init__(self, work: str, n: int, apt_cache: str) -> None:
+    def __init__(self, work: str, n: int, apt_cache: str, own_pids: bool = False) -> None:
+        """own_pids: the sshd in its own PID namespace, so the targets' process list is theirs alone (not every
+        process of a shared machine: another run's lab servers would change process-based verdicts)."""
         from sshd import SSHD, free_port, keygen_ssh, sshd_config, wait_port
 
         self.dir = os.path.join(work, "sshd")
@@ -180,9 +182,12 @@ class Target:
             mounts.append(f"mount --bind {d}/empty /etc/apt/apt.conf.d/docker-clean")
             mounts.append(f"mount --bind {d}/apt-cache /var/cache/apt")
         inner = " && ".join(mounts + [f"exec {SSHD} -D -e -f {d}/sshd_config"])
-        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", inner],
+        pid_ns = ["--pid", "--mount-proc", "--kill-child"] if own_pids else []
+        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", *pid_ns, "sh", "-c", inner],
                                      stdout=subprocess.DEVNULL, stderr=open(f"{d}/sshd.log", "wb"))
         wait_port(address(0), self.port)
+        # the process whose CPU (with every session it reaped) is the target side's: sshd itself
+        self.cpu_pid = psutil.Process(self.proc.pid).children()[0].pid if own_pids else self.proc.pid
 
     def ssh(self, addr: str, command: str) -> subprocess.CompletedProcess:
         return subprocess.run(["ssh", "-i", self.client_key, "-p", str(self.port), "-o", "BatchMode=yes",
@@ -202,7 +207,7 @@ class Target:
 # -- the two tools ---------------------------------------------------------------------------------------
 
 def measure(argv: list[str], env: dict[str, str], target: Target, out_path: str) -> dict[str, Any]:
-    c0, s0, t0 = child_cpu(), proc_cpu(target.proc.pid), time.monotonic()
+    c0, s0, t0 = child_cpu(), proc_cpu(target.cpu_pid), time.monotonic()
     with open(out_path, "wb") as out:
         p = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         rss = TreeRss(p.pid).start()
@@ -210,7 +215,7 @@ def measure(argv: list[str], env: dict[str, str], target: Target, out_path: str)
         wall = time.monotonic() - t0
         masters = end_ssh_masters()  # ansible's ControlPersist masters: reaped here, so counted
         rss.stop()
-    return {"rc": rc, "wall": wall, "cpu": child_cpu() - c0, "target_cpu": proc_cpu(target.proc.pid) - s0,
+    return {"rc": rc, "wall": wall, "cpu": child_cpu() - c0, "target_cpu": proc_cpu(target.cpu_pid) - s0,
             "peak_rss_mb": rss.peak / 2**20, "peak_procs": rss.peak_procs, "max_single_rss_mb": rss.peak_single / 2**20,
             "ssh_masters_reaped": masters}
 

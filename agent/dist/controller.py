@@ -307,6 +307,7 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                     fail(t, st.lost, ReasonCode.UNREACHABLE)
                 waiting.clear()
                 break
+            done: list[tuple[Task, dict[str, Any]]] = []
             for tid, raw in zip(ids, raws):
                 got = inflight.get(tid)
                 if got is None or raw is None:
@@ -322,14 +323,22 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
                         t.worker, t.node, t.started = who, str(res.get("hostname")), time.monotonic()
                         t.deliveries += 1
                         tell("task-started", t, f"{t.name}: taken by {t.node}", worker=t.node)
-                elif status == "SUCCESS":
+                elif status in ("SUCCESS", "FAILURE", "REVOKED"):
+                    done.append((t, meta))
+            if done:
+                # the finished tasks' slots are given out before their results are checked and written: a worker
+                # never waits for the controller's bookkeeping of a whole batch (slow when the box is busy)
+                for t, _ in done:
+                    inflight.pop(t.id, None)
+                fill()
+                progressed = True
+            for t, meta in done:
+                if meta.get("status") == "SUCCESS":
                     arrived(t, meta.get("result"))
-                    progressed = True
-                elif status in ("FAILURE", "REVOKED"):
+                else:
                     res = meta.get("result") or {}
-                    fail(t, f"the worker's task failed: {printable(str(res.get('exc_type') or status), 80)}: "
-                            f"{printable(str(res.get('exc_message') or ''), 300)}")
-                    progressed = True
+                    fail(t, f"the worker's task failed: {printable(str(res.get('exc_type') or meta.get('status')), 80)}"
+                            f": {printable(str(res.get('exc_message') or ''), 300)}")
             now = time.monotonic()
             for z in {t.zone for t in inflight.values()} | {z for z, ts in waiting.items() if ts}:
                 if z in served:
