@@ -111,6 +111,14 @@ def cmd_worker(a: argparse.Namespace) -> int:
                                   known_hosts=a.known_hosts, logger=log, scope=scope)
     log.info("worker-start", f"serving zone(s) {', '.join(a.zone)} from {mask(url)} as {host} "
              f"(key {signing.fingerprint(key.public)})", worker=host, zone=",".join(a.zone))
+    # loaded once here, before the pool forks: prefork task processes inherit the collector and the probes' command
+    # tables instead of each importing and reading them again
+    from .run import collect_host
+    from probes.host import PROBES
+
+    assert collect_host
+    for probe in PROBES:  # the probes' command tables too (read on first use)
+        list(probe.commands)
     app = make_app(cfg)
     worker = app.Worker(hostname=f"ea-{'+'.join(a.zone)}@{host}", queues=[queue(z) for z in a.zone],
                         concurrency=a.concurrency, pool=a.pool, loglevel="WARNING", without_gossip=True,
