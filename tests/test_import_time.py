@@ -30,6 +30,13 @@ events = []
 phase = ["import"]
 
 
+def lib(path):
+    """An installed library's file (the virtualenv may sit inside the project folder, as `make` puts it)."""
+    parts = os.path.abspath(path).split(os.sep)
+    return "site-packages" in parts or "dist-packages" in parts or os.path.abspath(path).endswith(".egg-info") or \
+        any(p.endswith(".egg-info") for p in parts)
+
+
 def ours(frame):
     """The project file and line that caused this call, or None when the first non-stdlib frame is not ours."""
     while frame is not None:
@@ -38,7 +45,7 @@ def ours(frame):
         if fn.startswith("<") or (real.startswith(STDLIB) and "-packages" + os.sep not in real):
             frame = frame.f_back
             continue
-        if fn.startswith(ROOT + os.sep) and not fn.startswith(os.path.join(ROOT, "tests") + os.sep):
+        if fn.startswith(ROOT + os.sep) and not fn.startswith(os.path.join(ROOT, "tests") + os.sep) and not lib(fn):
             return os.path.relpath(fn, ROOT) + ":" + str(frame.f_lineno)
         return None
     return None
@@ -56,7 +63,7 @@ def hook(event, args):
     path = os.fsdecode(args[0])
     if path.endswith(CODE) or os.path.isdir(path):
         return
-    if os.path.abspath(path).startswith(ROOT + os.sep):  # the project's own data, whoever opens it
+    if os.path.abspath(path).startswith(ROOT + os.sep) and not lib(path):  # the project's own data, whoever opens it
         events.append({"phase": phase[0], "kind": "open", "what": path, "where": ours(sys._getframe(1)) or "?"})
     else:
         note("open", path, sys._getframe(1))
