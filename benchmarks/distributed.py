@@ -122,7 +122,7 @@ def run_single(n: int, a: argparse.Namespace, target: fleet.Target, work: str, i
     argv = [sys.executable, "-m", "agent.cli", "scan", "--inventory", inv, "--out", out, "--key", key,
             "--only", "host", "-q", "-j", str(a.concurrency), "--lang", "en"]
     idle = Redis(port=redis_port, dir=os.path.join(work, f"redis-idle-{n}"))
-    os.makedirs(idle.dir)
+    os.makedirs(idle.dir, exist_ok=True)
     try:
         idle.start()
         r = fleet.measure(argv, dict(os.environ, PYTHONPATH=ROOT), target, out + ".log")
@@ -138,7 +138,7 @@ def run_distributed(n: int, pool: str, a: argparse.Namespace, target: fleet.Targ
 
     out = os.path.join(work, f"dist-{pool}-{n}")
     redis = Redis(port=redis_port, dir=os.path.join(work, f"redis-{pool}-{n}"))
-    os.makedirs(redis.dir)
+    os.makedirs(redis.dir, exist_ok=True)
     workers = [Worker([z], "", wkeys[z], f"w-{z}", concurrency=a.worker_concurrency or a.concurrency, pool=pool,
                       log_path=os.path.join(work, f"worker-{pool}-{z}-{n}.log")) for z in ZONES]
     r: dict[str, Any] = {}
