@@ -305,14 +305,26 @@ def scan(inv: Inventory, opts: ScanOptions) -> dict[str, Any]:
         hosts_in.sort(key=lambda x: position[x.meta["name"]])
     if obs:
         obs.phase("evaluate")
-    run_meta = {"id": run_id, "started": started, "profile": opts.profile.catalog.profile,
-                "tool_version": __version__, "vantage": opts.vantage, "only": list(opts.only),
-                "inventory": os.path.basename(inv.path), "organisation": _redacted(inv.organisation),
-                "scope": inv.scope.to_json(), "python": sys.version.split()[0]}
+    return seal_run(writer, evaluator, inv, opts, hosts_in, run_facts, run_evidence,
+                    run_record(inv, opts, run_id, started, opts.vantage))
+
+
+def run_record(inv: Inventory, opts: ScanOptions, run_id: str, started: str, vantage: str,
+               **extra: Any) -> dict[str, Any]:
+    """results.json ``run``: what was run, by which tool, where from (single-process and distributed runs alike)."""
+    meta = {"id": run_id, "started": started, "profile": opts.profile.catalog.profile, "tool_version": __version__,
+            "vantage": vantage, **extra, "only": list(opts.only), "inventory": os.path.basename(inv.path),
+            "organisation": _redacted(inv.organisation), "scope": inv.scope.to_json(), "python": sys.version.split()[0]}
     if opts.baseline:
-        run_meta["baseline"] = opts.baseline
+        meta["baseline"] = opts.baseline
     if opts.plans_from:
-        run_meta["plans_from"] = os.path.abspath(opts.plans_from)
+        meta["plans_from"] = os.path.abspath(opts.plans_from)
+    return meta
+
+
+def seal_run(writer: BundleWriter, evaluator: Evaluator, inv: Inventory, opts: ScanOptions, hosts_in: list[HostInput],
+             run_facts: dict[str, Any], run_evidence: dict[str, list[str]], run_meta: dict[str, Any]) -> dict[str, Any]:
+    """The inventory record, then judgement, results.json and the signature (:func:`finalize`)."""
     writer.write_json("inventory.json", inventory_record(inv))
     return finalize(writer, evaluator, hosts_in, run_facts, run_evidence, run_meta, opts.key)
 

@@ -25,7 +25,8 @@ from probes.transport import printable
 from ..inventory import DEFAULT_ZONE, Host, Inventory
 from ..merge import combine_network
 from ..netfamilies import REGISTRY, NetJob, follow_scan, wanted
-from ..run import ScanOptions, _progress, _redacted, evaluation_inventory, finalize, inventory_record, net_job
+from ..run import (ScanOptions, _progress, _redacted, evaluation_inventory, inventory_record, net_job, run_record,
+                   seal_run)
 from . import envelope, payload
 from .broker import TASK_NAME, BrokerConfig, make_app, mask, ping, queue
 from .worker import RUN_KEY
@@ -381,32 +382,11 @@ def scan(inv: Inventory, opts: ScanOptions, cfg: BrokerConfig, max_result_bytes:
     if obs:
         obs.phase("evaluate")
     vantages = sorted(st.parts)
-    run_meta: dict[str, Any] = {
-        "id": run_id, "started": started, "profile": opts.profile.catalog.profile,
-        "tool_version": _version(), "vantage": vantages[0] if len(vantages) == 1 else "distributed",
-        "vantages": vantages, "only": list(opts.only), "inventory": inv.path.rsplit("/", 1)[-1],
-        "organisation": _redacted(inv.organisation), "scope": inv.scope.to_json(),
-        "distributed": {"broker": mask(cfg.url), "workers": [
-            {**w, "zones": sorted(w["zones"])} for w in sorted(st.workers.values(), key=lambda w: w["fingerprint"])],
-            **({"lost": st.lost} if st.lost else {})},
-    }
-    import sys
-
-    run_meta["python"] = sys.version.split()[0]
-    if opts.baseline:
-        run_meta["baseline"] = opts.baseline
-    if opts.plans_from:
-        import os
-
-        run_meta["plans_from"] = os.path.abspath(opts.plans_from)
-    writer.write_json("inventory.json", inventory_record(inv))
-    return finalize(writer, evaluator, hosts_in, run_facts, run_evidence, run_meta, opts.key)
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
+    workers = [{**w, "zones": sorted(w["zones"])} for w in sorted(st.workers.values(), key=lambda w: w["fingerprint"])]
+    run_meta = run_record(inv, opts, run_id, started, vantages[0] if len(vantages) == 1 else "distributed",
+                          vantages=vantages, distributed={"broker": mask(cfg.url), "workers": workers,
+                                                          **({"lost": st.lost} if st.lost else {})})
+    return seal_run(writer, evaluator, inv, opts, hosts_in, run_facts, run_evidence, run_meta)
 
 
 def _family_task(name: str, zone: str, job: NetJob) -> Task:
