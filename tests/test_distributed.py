@@ -17,6 +17,7 @@ from agent.cli import main
 from conftest import ROOT, write_inventory
 from distlab import Redis, Worker, worker_key
 from sshd import Hang
+from test_e2e_spine import results, scan
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from lab_verdicts import verdicts  # noqa: E402
@@ -87,13 +88,18 @@ def workers(broker, keys):
         w.stop()
 
 
-def scan(inv: str, out: str, key: str, *extra: str) -> int:
-    return main(["scan", "--inventory", inv, "--out", out, "--key", key, "--only", "host", "-q", *extra])
+def in_background(inv: str, out: str, key: str, *extra: str) -> tuple[threading.Thread, list[int]]:
+    """`scan` (host family) running in a thread; its exit code lands in the list."""
+    rc: list[int] = []
+    th = threading.Thread(target=lambda: rc.append(scan(inv, out, key, *extra)))
+    th.start()
+    return th, rc
 
 
-def results(out: str) -> dict:
-    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
-        return json.load(f)
+def wait_for(cond, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not cond():
+        time.sleep(0.2)
 
 
 def facts(out: str, host: str) -> dict:
@@ -199,13 +205,9 @@ def _slow_run(tmp_path, sshd_all, broker, keys, signing_key, kill):
     first = Worker(["slow"], broker.url, keys["w-int2"][0], "w-slow-a", pool="prefork", concurrency=1).start()
     second = None
     out = str(tmp_path / "b")
-    rc: list[int] = []
-    th = threading.Thread(target=lambda: rc.append(scan(inv, out, signing_key, "--broker", broker.url)))
     try:
-        th.start()
-        end = time.monotonic() + 30
-        while time.monotonic() < end and '"task-start"' not in first.log():
-            time.sleep(0.2)
+        th, rc = in_background(inv, out, signing_key, "--broker", broker.url)
+        wait_for(lambda: '"task-start"' in first.log(), 30)
         assert '"task-start"' in first.log(), first.log()
         second = Worker(["slow"], broker.url, keys["w-int2"][0], "w-slow-b", pool="prefork", concurrency=1).start()
         kill(first)
@@ -267,14 +269,10 @@ def test_broker_lost_mid_run(tmp_path, sshd_all, keys, signing_key, capsys):
         for w in ws:
             w.start()
         out = str(tmp_path / "b")
-        rc: list[int] = []
-        th = threading.Thread(target=lambda: rc.append(scan(inv, out, signing_key, "--broker", r.url)))
         try:
-            th.start()
-            end = time.monotonic() + 60
-            while time.monotonic() < end and not (os.path.exists(os.path.join(out, "facts", "app-1.json")) and
-                                                  os.path.exists(os.path.join(out, "facts", "web-1.json"))):
-                time.sleep(0.2)
+            th, rc = in_background(inv, out, signing_key, "--broker", r.url)
+            wait_for(lambda: all(os.path.exists(os.path.join(out, "facts", f"{h}.json")) for h in ("app-1", "web-1")),
+                     60)
             assert not os.path.exists(os.path.join(out, "facts", "slow-1.json"))  # still in flight
             r.kill()
             th.join(90)
